@@ -1,0 +1,1 @@
+"""The conversation engine: one explicit turn pipeline and the pure decision policy."""

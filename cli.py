@@ -1,0 +1,188 @@
+"""The ``frontdesk`` command line: serve, import articles, train, manage staff users, search."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from pathlib import Path
+
+from domain.errors import FrontdeskError
+from server_logging import quiet_third_party_loggers
+from settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_third_party_loggers()
+    try:
+        return int(args.func(settings, args) or 0)
+    except FrontdeskError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frontdesk", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="command")
+
+    p = sub.add_parser("serve", help="run the HTTP service")
+    p.add_argument("--host", help="bind address (default from settings: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default from settings: 8000)")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("init", help="migrate the database, seed the demo knowledge base, index and train")
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("import-articles", help="import a folder of markdown articles")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--prune", action="store_true", help="delete articles that are not in the folder")
+    p.set_defaults(func=_import)
+
+    p = sub.add_parser("train", help="train the intent classifier from the configured nlu.yml")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("train-urgency", help="train the urgency model from labelled tickets (JSONL: text, priority)")
+    p.add_argument("tickets", type=Path, help="one JSON object a line with 'text' and 'priority' (low/medium/high)")
+    p.add_argument("--out", type=Path, help="model file (default: urgency.model_path or <data_dir>/models/urgency.npz)")
+    p.add_argument("--min-high-recall", type=float, default=0.9,
+                   help="thresholds must reach this recall of high tickets on validation (default 0.9)")
+    p.add_argument("--seed", type=int, default=13, help="seed of the train/validation split")
+    p.set_defaults(func=_train_urgency)
+
+    p = sub.add_parser("search", help="search the knowledge base")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=5)
+    p.set_defaults(func=_search)
+
+    p = sub.add_parser("add-user", help="add a staff user (password read from the terminal or stdin)")
+    p.add_argument("username")
+    p.add_argument("--role", action="append", required=True,
+                   choices=["agent", "supervisor", "editor", "trainer", "admin"], help="repeat for several")
+    p.add_argument("--name", help="display name")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.set_defaults(func=_add_user)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server import create_app
+
+    uvicorn.run(create_app(settings), host=args.host or settings.server.host,
+                port=args.port if args.port is not None else settings.server.port,
+                log_level=settings.log_level.lower(),
+                # Live event streams never finish on their own; give them a few seconds, then close.
+                timeout_graceful_shutdown=5)
+    return 0
+
+
+def _init(settings: Settings, _: argparse.Namespace) -> int:
+    from wiring import build_services
+
+    services = build_services(settings, progress=True)
+    try:
+        print(f"database: {services.db.dialect}; articles: {services.articles.count_articles()}; "
+              f"chunks indexed: {services.knowledge.chunk_count()}; intent model: {services.classifier.version} "
+              f"({len(services.classifier.intents)} intents)")
+    finally:
+        services.close()
+    return 0
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge_index.importer import import_folder
+    from knowledge_index.knowledge_base import KnowledgeBase
+    from storage.articles import SqlArticleRepository
+    from wiring import build_database, build_encoder
+
+    db = build_database(settings)
+    try:
+        kb = KnowledgeBase(SqlArticleRepository(db), build_encoder(settings), settings.index_dir,
+                           settings.knowledge.index_kind, settings.knowledge.chunk_max_words)
+        kb.sync()
+        report = import_folder(kb, args.folder, prune=args.prune, progress=True)
+    finally:
+        db.dispose()
+    for problem in report.problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(report.summary())
+    return 1 if report.problems else 0
+
+
+def _train(settings: Settings, _: argparse.Namespace) -> int:
+    from nlu.intent import OutOfScopeRule
+    from nlu.training import load_or_train
+    from wiring import build_encoder
+
+    model = load_or_train(
+        Path(settings.nlu.training_data), build_encoder(settings), settings.model_dir,
+        OutOfScopeRule(settings.nlu.out_of_scope_threshold, settings.nlu.out_of_scope_similarity),
+        settings.nlu.min_examples_per_intent, progress=True,
+    )
+    print(f"intent model {model.version}: {len(model.intents)} intents")
+    return 0
+
+
+def _train_urgency(settings: Settings, args: argparse.Namespace) -> int:
+    from nlu.urgency_model import build_rules
+    from nlu.urgency_training import train_from_jsonl
+    from wiring import build_encoder
+
+    encoder = build_encoder(settings)
+    out = args.out or Path(settings.urgency.model_path or settings.model_dir / "urgency.npz")
+    report = train_from_jsonl(args.tickets, encoder, build_rules({}, encoder, settings.urgency), out,
+                              args.min_high_recall, args.seed, progress=True)
+    print(report.summary())
+    print(f"saved to {out}; use it with FRONTDESK_URGENCY__MODEL_PATH={out}")
+    return 0
+
+
+def _search(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge_index.knowledge_base import KnowledgeBase
+    from storage.articles import SqlArticleRepository
+    from wiring import build_database, build_encoder
+
+    db = build_database(settings)
+    try:
+        kb = KnowledgeBase(SqlArticleRepository(db), build_encoder(settings), settings.index_dir,
+                           settings.knowledge.index_kind, settings.knowledge.chunk_max_words)
+        kb.sync()
+        for hit in kb.search_text(args.query, args.k):
+            print(f"{hit.score:.3f}  {hit.article_id}  ({hit.heading})")
+    finally:
+        db.dispose()
+    return 0
+
+
+def _add_user(settings: Settings, args: argparse.Namespace) -> int:
+    from api.auth import StaffAuth
+    from storage.staff import StaffRepository
+    from wiring import build_database
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.username}: ")
+    db = build_database(settings)
+    try:
+        user = StaffAuth(StaffRepository(db), settings.auth.token_ttl_hours).create_user(
+            args.username, password, args.role, args.name)
+    finally:
+        db.dispose()
+    print(f"added {user.username} with roles {', '.join(sorted(user.roles))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The web / in-app chat channel: the customer JSON API behind the chat page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from api.auth import new_customer_token
+from api.deps import CustomerConversationDep, ServicesDep
+from api.schemas import (
+    ConversationCreate,
+    ConversationCreated,
+    ConversationOut,
+    CsatIn,
+    FeedbackIn,
+    FeedbackOut,
+    MessageIn,
+    MessageOut,
+    TurnOut,
+)
+from bot.inbound import clean_text
+from domain.enums import Channel
+from domain.errors import ValidationError
+from domain.models import InboundMessage
+
+router = APIRouter(prefix="/api/conversations", tags=["customer chat"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ConversationCreated)
+def create_conversation(services: ServicesDep, body: ConversationCreate | None = None) -> ConversationCreated:
+    """Start a conversation. The returned ``customer_token`` is the only key to it."""
+    body = body or ConversationCreate()
+    token, digest = new_customer_token()
+    name = body.name.strip() if body.name and body.name.strip() else None
+    email = body.email.strip() if body.email and body.email.strip() else None
+    conversation = services.conversations.create_conversation(Channel.WEB, digest, name, email)
+    return ConversationCreated(conversation_id=conversation.id, customer_token=token, status=conversation.status)
+
+
+@router.get("/{conversation_id}", response_model=ConversationOut)
+def read_conversation(conversation: CustomerConversationDep, services: ServicesDep) -> ConversationOut:
+    """The conversation and its transcript (only with its customer token)."""
+    messages = services.conversations.transcript(conversation.id)
+    return ConversationOut(id=conversation.id, status=conversation.status, channel=conversation.channel.value,
+                           created_at=conversation.created_at, messages=[MessageOut.of(m) for m in messages])
+
+
+@router.get("/{conversation_id}/messages", response_model=list[MessageOut])
+def list_messages(conversation: CustomerConversationDep, services: ServicesDep,
+                  after: Annotated[int, Query(ge=0, description="only messages with a larger id")] = 0,
+                  ) -> list[MessageOut]:
+    """Messages after a given id, for polling (agent replies arrive this way)."""
+    return [MessageOut.of(m) for m in services.conversations.transcript(conversation.id, after_id=after)]
+
+
+@router.post("/{conversation_id}/messages", response_model=TurnOut)
+def post_message(conversation: CustomerConversationDep, services: ServicesDep, body: MessageIn) -> TurnOut:
+    """Send a customer message and get the bot's replies (or a handoff acknowledgement)."""
+    text = clean_text(body.text, services.settings.chat.max_message_chars)
+    key = None
+    if body.client_message_id:
+        if not body.client_message_id.strip():
+            raise ValidationError("client_message_id must not be blank")
+        key = f"web:{conversation.id}:{body.client_message_id.strip()}"
+    result = services.pipeline.handle(InboundMessage(conversation.id, text, Channel.WEB, key))
+    if result.handoff_id is not None or conversation.status != "bot":
+        services.notifier.notify()  # agents watch the queue and the conversations they own live
+    inbound = services.conversations.get_message(result.message_id)
+    status_now = result.conversation_status or services.conversations.get_conversation(conversation.id).status
+    return TurnOut(
+        message=MessageOut.of(inbound), replies=[MessageOut.of(r) for r in result.replies],
+        decision=result.decision.value, handed_off=result.handoff_id is not None,
+        conversation_status=status_now, duplicate=result.duplicate,
+    )
+
+
+@router.post("/{conversation_id}/messages/{message_id}/feedback", response_model=FeedbackOut)
+def give_feedback(conversation: CustomerConversationDep, services: ServicesDep, message_id: int,
+                  body: FeedbackIn) -> FeedbackOut:
+    """Mark a bot answer helpful or unhelpful; after an unhelpful one the bot follows up or hands off."""
+    rated, replies = services.pipeline.feedback(conversation.id, message_id, body.helpful)
+    if replies:
+        services.notifier.notify()
+    status_now = services.conversations.get_conversation(conversation.id).status
+    return FeedbackOut(message=MessageOut.of(rated), replies=[MessageOut.of(r) for r in replies],
+                       conversation_status=status_now)
+
+
+@router.post("/{conversation_id}/csat", status_code=status.HTTP_204_NO_CONTENT)
+def rate(conversation: CustomerConversationDep, services: ServicesDep, body: CsatIn) -> None:
+    """Rate the help after an agent resolved the conversation (1 to 5); 409 if there is nothing to rate."""
+    services.desk_store.record_csat(conversation.id, body.score, body.comment.strip() if body.comment else None)
+    services.notifier.notify()

@@ -1,0 +1,1 @@
+"""Domain types shared by every layer: enums, dataclasses and the exception tree."""

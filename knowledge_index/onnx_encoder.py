@@ -1,0 +1,133 @@
+"""ONNX Runtime backend for sentence-transformers BERT models: same vectors, about half the latency.
+
+The ONNX graph is exported once, offline, from the local model folder (``export_onnx``) and cached; at
+run time only ``tokenizers`` and ``onnxruntime`` are used (mean pooling and L2 normalization in numpy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domain.errors import EncoderError
+from knowledge_index.encoder import normalize
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+
+
+class OnnxEncoder:
+    """Encodes with an exported ONNX graph; the vectors match the sentence-transformers model."""
+
+    def __init__(self, name: str, model_dir: Path, onnx_path: Path, threads: int = 2) -> None:
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as e:  # pragma: no cover - both are dependencies
+            raise EncoderError(f"the ONNX backend needs onnxruntime and tokenizers: {e}") from e
+        self.name = name
+        max_length = _max_seq_length(model_dir)
+        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=max_length)
+        tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
+        self._tokenizer = tokenizer
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise EncoderError(f"cannot load ONNX model {onnx_path}: {e}") from e
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self.dim = int(self._session.get_outputs()[0].shape[-1])
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:  # the tokenizer's padding state is shared; ORT itself is thread-safe
+            encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return normalize(pooled)
+
+
+def onnx_cache_path(model_dir: Path, cache_dir: Path) -> Path:
+    """Where the exported graph of a model folder is cached (keyed by the weights' size and mtime)."""
+    weights = next((model_dir / n for n in ("model.safetensors", "pytorch_model.bin") if (model_dir / n).exists()),
+                   model_dir)
+    stat = weights.stat()
+    key = hashlib.sha256(f"{model_dir.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{OPSET}".encode()).hexdigest()
+    return cache_dir / f"encoder-{key[:16]}.onnx"
+
+
+def export_onnx(model_dir: Path, out_path: Path) -> Path:
+    """Export the transformer of a local sentence-transformers folder to ONNX (offline, a few seconds).
+
+    Raises:
+        EncoderError: the model cannot be loaded or exported.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import torch
+        from transformers import AutoModel
+    except ImportError as e:
+        raise EncoderError(f"exporting to ONNX needs torch and transformers: {e}") from e
+
+    class _Wrapper(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            # Keyword arguments: passed positionally, BertModel maps them to the wrong parameters.
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    try:
+        model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+        sample = torch.ones((1, 8), dtype=torch.int64)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_path.with_suffix(".onnx.tmp")
+        axes = {0: "batch", 1: "tokens"}
+        # The tracer warns about data-dependent branches that are constant for BERT; they are noise here.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Wrapper(model), (sample, sample, torch.zeros_like(sample)), str(tmp),
+                input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["last_hidden_state"],
+                dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
+                              "last_hidden_state": axes},
+                opset_version=OPSET, dynamo=False,
+            )
+        os.replace(tmp, out_path)
+    except EncoderError:
+        raise
+    except Exception as e:  # torch.onnx raises many kinds
+        raise EncoderError(f"cannot export {model_dir} to ONNX: {e}") from e
+    log.info("exported the encoder to %s", out_path)
+    return out_path
+
+
+def _max_seq_length(model_dir: Path) -> int:
+    try:
+        return int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
+    except (OSError, KeyError, ValueError):
+        return 256

@@ -1,0 +1,1 @@
+"""Triage: intent classification with out-of-scope detection, and urgency with reasons."""

@@ -1,0 +1,191 @@
+"""Classifier heads on sentence embeddings: softmax regression, nearest-neighbour voting and their ensemble.
+
+Every head maps a batch of L2-normalized vectors to *logits*, one column per class, such that
+``softmax(logits / T)`` is the class distribution (``T`` is fitted later by temperature scaling). Heads are
+plain numpy at prediction time and serialize to named arrays (no pickle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+_EPS = 1e-4  # smoothing of the neighbour vote, so every class keeps a finite log-probability
+
+
+class Head(Protocol):
+    """Scores vectors against ``n_classes`` classes (columns in the model's class order)."""
+
+    kind: str
+    n_classes: int
+
+    def logits(self, vectors: np.ndarray) -> np.ndarray: ...
+
+    def arrays(self) -> dict[str, np.ndarray]: ...
+
+    def params(self) -> dict[str, float]: ...
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax, numerically stable."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def balanced_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-example weights ``n / (n_classes_present * count(label))`` (sklearn's ``class_weight='balanced'``)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    present = int((counts > 0).sum())
+    per_class = np.divide(len(labels), present * counts, out=np.zeros_like(counts), where=counts > 0)
+    return per_class[labels].astype(np.float32)
+
+
+class LinearHead:
+    """Multinomial logistic regression (softmax regression) with an L2 penalty."""
+
+    kind = "linear"
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray, c: float) -> None:
+        self.coef = np.ascontiguousarray(coef, dtype=np.float32)
+        self.intercept = np.ascontiguousarray(intercept, dtype=np.float32)
+        self.n_classes = int(self.coef.shape[0])
+        self.c = float(c)
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, labels: np.ndarray, n_classes: int, c: float,
+            init: LinearHead | None = None, max_iter: int = 500) -> LinearHead:
+        """Minimize ``c * sum_i w_i * CE_i + ||W||^2 / 2`` (sklearn's convention; balanced class weights).
+
+        Args:
+            vectors: (n, d) float32 training vectors.
+            labels: (n,) class indices in ``range(n_classes)``.
+            c: inverse regularization strength.
+            init: warm start (e.g. the solution for a neighbouring ``c``).
+        """
+        from scipy.optimize import minimize
+
+        x = np.hstack([np.asarray(vectors, dtype=np.float32), np.ones((len(vectors), 1), dtype=np.float32)])
+        d = x.shape[1]
+        onehot = np.zeros((len(labels), n_classes), dtype=np.float32)
+        onehot[np.arange(len(labels)), labels] = 1.0
+        weights = balanced_weights(labels, n_classes)[:, None]
+        penalized = np.ones((d, 1), dtype=np.float32)
+        penalized[-1] = 0.0  # the intercept is not penalized
+
+        def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            w = flat.reshape(d, n_classes).astype(np.float32)
+            z = x @ w
+            z -= z.max(axis=1, keepdims=True)
+            exp = np.exp(z)
+            norm = exp.sum(axis=1, keepdims=True)
+            loss = float((weights[:, 0] * (np.log(norm[:, 0]) - (z * onehot).sum(axis=1))).sum())
+            grad = x.T @ (weights * (exp / norm - onehot))
+            reg = w * penalized
+            return c * loss + 0.5 * float((reg * reg).sum()), (c * grad + reg).astype(np.float64).ravel()
+
+        start = np.zeros(d * n_classes) if init is None else np.vstack(
+            [init.coef.T, init.intercept[None, :]]).astype(np.float64).ravel()
+        result = minimize(objective, start, jac=True, method="L-BFGS-B",
+                          options={"maxiter": max_iter, "ftol": 1e-10, "gtol": 1e-6})
+        w = result.x.reshape(d, n_classes)
+        return cls(w[:-1].T, w[-1], c)
+
+    def logits(self, vectors: np.ndarray) -> np.ndarray:
+        return np.asarray(vectors, dtype=np.float32) @ self.coef.T + self.intercept
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"linear_coef": self.coef, "linear_intercept": self.intercept}
+
+    def params(self) -> dict[str, float]:
+        return {"C": self.c}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict[str, float]) -> LinearHead:
+        return cls(arrays["linear_coef"], arrays["linear_intercept"], params["C"])
+
+
+class KnnHead:
+    """Similarity-weighted vote of the ``k`` nearest training examples (cosine on normalized vectors).
+
+    A neighbour with similarity ``s`` votes ``exp((s - s_best) / tau)`` for its class; the logits are the
+    log of the smoothed vote shares, so every class is ranked.
+    """
+
+    kind = "knn"
+
+    def __init__(self, examples: np.ndarray, labels: np.ndarray, n_classes: int, k: int, tau: float) -> None:
+        self.examples = np.ascontiguousarray(examples, dtype=np.float32)
+        self.labels = np.asarray(labels, dtype=np.int32)
+        self.n_classes = int(n_classes)
+        self.k = int(min(k, len(self.examples)))
+        self.tau = float(tau)
+
+    def logits(self, vectors: np.ndarray) -> np.ndarray:
+        return self.logits_from_similarities(np.asarray(vectors, dtype=np.float32) @ self.examples.T)
+
+    def logits_from_similarities(self, sims: np.ndarray, k: int | None = None, tau: float | None = None,
+                                 ) -> np.ndarray:
+        """Logits from precomputed (n, n_examples) similarities; ``k``/``tau`` override for tuning."""
+        k = self.k if k is None else min(k, sims.shape[1])
+        tau = self.tau if tau is None else tau
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.tile(
+            np.arange(sims.shape[1]), (len(sims), 1))
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        votes = np.exp((top_sims - top_sims.max(axis=1, keepdims=True)) / tau)
+        scores = np.zeros((len(sims), self.n_classes), dtype=np.float64)
+        rows = np.repeat(np.arange(len(sims)), top.shape[1])
+        np.add.at(scores, (rows, self.labels[top].ravel()), votes.ravel())
+        scores /= scores.sum(axis=1, keepdims=True)
+        return np.log(scores + _EPS).astype(np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"knn_examples": self.examples, "knn_labels": self.labels}
+
+    def params(self) -> dict[str, float]:
+        return {"k": self.k, "tau": self.tau}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict[str, float], n_classes: int) -> KnnHead:
+        return cls(arrays["knn_examples"], arrays["knn_labels"], n_classes, int(params["k"]), params["tau"])
+
+
+class EnsembleHead:
+    """Weighted sum of the linear head's and the neighbour vote's log-probabilities."""
+
+    kind = "ensemble"
+
+    def __init__(self, linear: LinearHead, knn: KnnHead, weight: float) -> None:
+        self.linear = linear
+        self.knn = knn
+        self.n_classes = linear.n_classes
+        self.weight = float(weight)
+
+    def logits(self, vectors: np.ndarray) -> np.ndarray:
+        return self.combine(self.linear.logits(vectors), self.knn.logits(vectors))
+
+    def combine(self, linear_logits: np.ndarray, knn_logits: np.ndarray, weight: float | None = None,
+                ) -> np.ndarray:
+        """The ensemble logits from both heads' logits (``weight`` overrides for tuning)."""
+        w = self.weight if weight is None else weight
+        return (w * log_softmax(linear_logits) + (1.0 - w) * knn_logits).astype(np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**self.linear.arrays(), **self.knn.arrays()}
+
+    def params(self) -> dict[str, float]:
+        return {**self.linear.params(), **self.knn.params(), "weight": self.weight}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], params: dict[str, float], n_classes: int,
+                    ) -> EnsembleHead:
+        return cls(LinearHead.from_arrays(arrays, params), KnnHead.from_arrays(arrays, params, n_classes),
+                   params["weight"])
+
+
+HEAD_LOADERS: dict[str, Callable[[dict[str, np.ndarray], dict[str, float], int], Head]] = {
+    "linear": lambda arrays, params, _n: LinearHead.from_arrays(arrays, params),
+    "knn": KnnHead.from_arrays,
+    "ensemble": EnsembleHead.from_arrays,
+}

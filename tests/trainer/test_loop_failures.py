@@ -1,0 +1,84 @@
+"""A failed or interrupted retrain leaves the active model serving; one retrain at a time (both databases)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from domain.errors import ConflictError
+from domain.models import IntentPrediction
+from knowledge_index.encoder import HashEncoder
+from nlu.retrain import Progress, TrainerLoop
+from settings import DEMO_DIR
+from storage.db import Database
+from storage.trainer import TrainerStore
+
+pytestmark = pytest.mark.integration
+
+
+class FixedModel:
+    """A model of our own for tests: always the same answer."""
+
+    def __init__(self, version: str, intent: str = "greet") -> None:
+        self.version, self.intents, self._intent = version, ("greet", "goodbye"), intent
+
+    def predict(self, text: str, vector: np.ndarray) -> IntentPrediction:
+        return IntentPrediction(self._intent, 0.9, ((self._intent, 0.9), ("goodbye", 0.1)), False, self.version)
+
+
+class BrokenFactory:
+    """Training blows up half way."""
+
+    method = "broken"
+
+    def train(self, pairs: Sequence[tuple[str, str]], oos_texts: Sequence[str], progress: Progress) -> FixedModel:
+        progress(0.5, "encoding the examples")
+        raise MemoryError("out of memory while training")
+
+    def load(self, version: str) -> FixedModel | None:
+        return None
+
+
+def test_a_failed_retrain_keeps_the_active_model(db: Database, tmp_path: Path) -> None:
+    store = TrainerStore(db)
+    serving = FixedModel("v-active")
+    activated: list[str] = []
+    loop = TrainerLoop(store, BrokenFactory(), HashEncoder(64), DEMO_DIR / "nlu" / "nlu.yml",
+                       active_model=lambda: serving, on_activate=lambda m: activated.append(m.version))
+    job_id = loop.start_retrain("tess", wait=True)
+    job = store.job(job_id)
+    assert job.status == "failed" and job.error == "MemoryError: out of memory while training"
+    assert job.finished_at is not None and activated == []
+    # The failed job no longer blocks a new one.
+    assert loop.start_retrain("tess", wait=True) != job_id
+
+
+def test_one_retrain_at_a_time_and_interrupted_jobs_fail(db: Database) -> None:
+    store = TrainerStore(db)
+    first = store.start_job("a")
+    with pytest.raises(ConflictError, match=f"retrain job {first.id} is still queued"):
+        store.start_job("b")
+    store.update_job(first.id, status="running")
+    with pytest.raises(ConflictError, match="still running"):
+        store.start_job("b")
+    assert store.fail_interrupted_jobs() == 1  # what startup does after a crash
+    assert store.job(first.id).status == "failed" and "interrupted" in (store.job(first.id).error or "")
+    second = store.start_job("b")
+    store.update_job(second.id, status="succeeded", progress=1.0, candidate_version="v2")
+    assert store.start_job("c").id > second.id
+
+
+def test_versions_activate_and_roll_back(db: Database) -> None:
+    store = TrainerStore(db)
+    store.register_version("v1", "linear", "candidate", 10, {}, "startup")
+    store.register_version("v2", "linear", "candidate", 12, {"candidate": {"accuracy": 0.9}}, "tess")
+    store.activate("v1", "startup")
+    assert store.active_version().version == "v1"  # type: ignore[union-attr]
+    store.activate("v2", "tess")
+    assert [(v.version, v.status) for v in store.versions()] == [("v2", "active"), ("v1", "retired")]
+    store.activate("v1", "tess")
+    assert store.active_version().activated_by == "tess"  # type: ignore[union-attr]
+    assert store.version("v2").metrics == {"candidate": {"accuracy": 0.9}}

@@ -1,0 +1,76 @@
+"""Inbox reasons, clustering, held-out splits and scores: pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from knowledge_index.encoder import HashEncoder
+from nlu.retrain import score, split_heldout
+from nlu.review import cluster, reasons_for
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass(frozen=True)
+class Item:
+    message_id: int
+    text: str
+    intent: str | None = "refund_request"
+    top_intent: str | None = "refund_request"
+    confidence: float = 0.9
+    margin: float = 0.8
+    out_of_scope: bool = False
+    corrected_intent: str | None = None
+    unhelpful: bool = False
+
+
+@pytest.mark.parametrize(
+    ("item", "reasons"),
+    [
+        (Item(1, "x"), []),
+        (Item(1, "x", confidence=0.3), ["low confidence"]),
+        (Item(1, "x", margin=0.05), ["ambiguous"]),
+        (Item(1, "x", intent=None, out_of_scope=True, confidence=0.2, margin=0.01), ["out of scope", "low confidence"]),
+        (Item(1, "x", corrected_intent="refund_request", unhelpful=True),
+         ["corrected by an agent", "answer marked unhelpful"]),
+    ],
+)
+def test_reasons(item: Item, reasons: list[str]) -> None:
+    assert reasons_for(item, low_confidence=0.5, ambiguous_margin=0.15) == reasons
+
+
+def test_similar_messages_cluster_together() -> None:
+    texts = ["my refund never arrived", "refund never arrived yet", "where is my refund",
+             "bluetooth speaker will not pair", "speaker bluetooth pairing fails", "what is the meaning of life"]
+    items = [Item(10 + i, t, corrected_intent="refund_request" if i == 1 else None) for i, t in enumerate(texts)]
+    vectors = HashEncoder(256).encode(texts)
+    clusters = cluster(items, vectors, threshold=0.3, reasons=[["low confidence"]] * len(items))
+    assert [c.message_ids for c in clusters] == [(10, 11, 12), (13, 14), (15,)]  # biggest first
+    assert [c.key for c in clusters] == [12, 14, 15]
+    assert clusters[0].reasons == {"low confidence": 3}
+    assert clusters[0].suggested_intent == "refund_request" and clusters[0].label in texts[:3]
+    with pytest.raises(ValueError, match="one vector per item"):
+        cluster(items, vectors[:2])
+    assert cluster([], np.zeros((0, 256))) == []
+
+
+def test_heldout_split_is_stratified_seeded_and_disjoint() -> None:
+    pairs = [(f"a{i}", "a") for i in range(20)] + [(f"b{i}", "b") for i in range(10)] + [("c0", "c"), ("c1", "c")]
+    train, heldout = split_heldout(pairs, 0.1, seed=3)
+    assert sorted(train + heldout) == sorted(pairs) and not set(train) & set(heldout)
+    assert sorted(label for _, label in heldout) == ["a", "a", "b"]
+    assert split_heldout(pairs, 0.1, seed=3) == (train, heldout)
+    assert split_heldout(pairs, 0.1, seed=4)[1] != heldout
+
+
+def test_score() -> None:
+    gold = ["a", "a", "b", None]
+    predicted = ["a", "b", "b", None]
+    result = score(gold, predicted)
+    assert result["accuracy"] == 0.75
+    # F1: a = 2/3, b = 2/3, None = 1 -> mean 0.7778
+    assert result["macro_f1"] == pytest.approx(0.7778, abs=1e-4)
+    assert score([], []) == {"accuracy": 0.0, "macro_f1": 0.0}
