@@ -19,7 +19,7 @@ from typing import NoReturn
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
 from pydantic import SecretStr
 
 from knowledge_index.encoder import Encoder
@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
 SERVER_START_TIMEOUT_S = 120.0  # MiniLM encodes the whole demo knowledge base during startup
 EXPECT_TIMEOUT_MS = 15_000  # a bot turn runs the encoder, the classifier and the index on a CPU
 ADMIN_PASSWORD = "browser-admin-password"  # the bootstrap admin of the live server
-CONSOLE_VIEWPORT = {"width": 1440, "height": 900}
+CONSOLE_VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 
 
 def _browser_required() -> bool:

@@ -144,7 +144,7 @@ def test_notes_intent_transfer_escalate_reopen(new_page: Callable[[], Page], des
     detail = desk_api.get(f"/api/handoffs/{handoff_id}")
     assert (detail["handoff"]["team"], detail["handoff"]["tier"]) == ("billing", 2)
     assert detail["handoff"]["corrected_intent"] == "billing_charge_dispute"
-    assert [n["text"] for n in detail["notes"]][0] == "Customer is on the family plan"
+    assert next(n["text"] for n in detail["notes"]) == "Customer is on the family plan"
 
     # A supervisor resolves it; the agent's console follows live and offers to reopen.
     sue = desk_api.staff("supervisor", "Sue Supervisor")
@@ -176,7 +176,8 @@ def test_an_undelivered_agent_message_can_be_retried(new_page: Callable[[], Page
     def retry(route: Route) -> None:
         retried.append(route.request.url)
         route.fulfill(status=200, content_type="application/json", body=json.dumps({
-            "id": 1, "sender": "agent", "text": "x", "created_at": "2026-01-01T00:00:00Z", "delivery_status": "pending"}))
+            "id": 1, "sender": "agent", "text": "x", "created_at": "2026-01-01T00:00:00Z",
+            "delivery_status": "pending"}))
 
     console.route(re.compile(rf"/api/handoffs/{handoff_id}$"), undelivered)
     console.route(re.compile(r"/api/messages/\d+/retry-delivery$"), retry)

@@ -202,7 +202,8 @@ def test_supervisor_manages_canned_responses_and_agents_fill_them_in(
     expect(panel.get_by_label("Title")).to_have_value(title)
     panel.get_by_label("Text").fill("Hello {customer_name}, {agent_name} here. How can I help?")
     panel.get_by_role("button", name="Save template").click()
-    expect(template.locator(".canned-item__body")).to_have_text("Hello {customer_name}, {agent_name} here. How can I help?")
+    expect(template.locator(".canned-item__body")).to_have_text(
+        "Hello {customer_name}, {agent_name} here. How can I help?")
     panel.get_by_role("button", name="Close").click()
     expect(panel).to_be_hidden()
 

@@ -95,7 +95,7 @@ def test_bad_lines_are_refused_with_their_number(tmp_path: Path, line: str, mess
 
 def test_too_few_tickets_per_level_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    rows = [r for r in synthetic_tickets() if r["priority"] != "low"][:60] + [{"text": "x", "priority": "low"}]
+    rows = [*[r for r in synthetic_tickets() if r["priority"] != "low"][:60], {"text": "x", "priority": "low"}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(ValidationError, match=r"low \(1\)"):
         train_from_jsonl(path, ENCODER, RuleUrgencyScorer({}), None)

@@ -23,7 +23,9 @@ class FixedModel:
     """A model of our own for tests: always the same answer."""
 
     def __init__(self, version: str, intent: str = "greet") -> None:
-        self.version, self.intents, self._intent = version, ("greet", "goodbye"), intent
+        self.version = version
+        self.intents: tuple[str, ...] = ("greet", "goodbye")
+        self._intent = intent
 
     def predict(self, text: str, vector: np.ndarray) -> IntentPrediction:
         return IntentPrediction(self._intent, 0.9, ((self._intent, 0.9), ("goodbye", 0.1)), False, self.version)

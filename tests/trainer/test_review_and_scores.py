@@ -14,7 +14,7 @@ from nlu.review import cluster, reasons_for
 pytestmark = pytest.mark.unit
 
 
-@dataclass(frozen=True)
+@dataclass
 class Item:
     message_id: int
     text: str
