@@ -40,6 +40,7 @@ from storage.db import Database
 from storage.desk import DeskStore
 from storage.events import EventLog
 from storage.handoffs import HandoffRepository
+from storage.kpis import KpiRepository
 from storage.staff import StaffRepository
 from storage.trainer import TrainerStore
 
@@ -74,6 +75,10 @@ class Services:
     senders: dict[Channel, ChannelSender] = field(default_factory=dict)
     # The optional Rasa backend wrapping ``classifier`` in the pipeline (settings.rasa.enabled).
     rasa: RasaIntentClassifier | None = None
+    kpis: KpiRepository = field(init=False)  # operators' KPIs, read from the same database
+
+    def __post_init__(self) -> None:
+        self.kpis = KpiRepository(self.db)
 
     def recover(self) -> RecoveryReport:
         """Process messages a crash left unprocessed."""
