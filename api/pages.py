@@ -1,4 +1,4 @@
-"""HTML pages: the customer chat at ``/``, the agent console at ``/agent`` and the help center (all escaped)."""
+"""HTML pages: the customer chat at ``/``, the staff pages at ``/agent`` and ``/trainer``, the help center (escaped)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def chat_page() -> FileResponse:
 def agent_console() -> FileResponse:
     """The agent console (a static page; it logs in and reads the desk API with a bearer token)."""
     return FileResponse(WEB_DIR / "static" / "agent.html", media_type="text/html")
+
+
+@router.get("/trainer")
+def trainer_page() -> FileResponse:
+    """The trainers' page (a static page; it logs in and reads the trainer API with a bearer token)."""
+    return FileResponse(WEB_DIR / "static" / "trainer.html", media_type="text/html")
 
 
 @router.get("/help", response_class=HTMLResponse)

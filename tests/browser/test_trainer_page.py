@@ -1,0 +1,187 @@
+"""The trainers' page at ``/trainer`` in real headless Chromium against the real app (real MiniLM): the inbox,
+relabelling with a regression case, a live retrain with its evaluation, activation, rollback, the nlu.yml export,
+who may use the page, and escaping of customer text."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from playwright.sync_api import Locator, Page, expect
+
+from tests.browser.helpers import DeskApi, Staff, bearer, log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+
+RETRAIN_TIMEOUT_MS = 180_000  # MiniLM encodes every training example on a CPU (other tests share the cores)
+NONSENSE = "zorblax fizzwop qrumble"
+INJECTION = '<img src=x onerror="window.__pwned=1"><b>bold</b> glorp my wibbly snorkelvat'
+INTENT = "cancel_subscription"
+
+
+def log_in_trainer(page: Page, staff: Staff) -> None:
+    """Log into /trainer and wait until the inbox is loaded."""
+    page.goto("/trainer")
+    expect(page.get_by_test_id("login-view")).to_be_visible()
+    page.get_by_label("Username").fill(staff.username)
+    page.get_by_label("Password").fill(staff.password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_test_id("me")).to_contain_text(staff.display_name)
+    expect(page.get_by_test_id("active-version")).not_to_have_text("…")
+
+
+def inbox_message(page: Page, text: str) -> Locator:
+    return page.get_by_test_id("inbox-message").filter(has=page.get_by_test_id("message-text").get_by_text(
+        text, exact=True))
+
+
+def customer_says(desk_api: DeskApi, text: str) -> None:
+    conversation_id, headers = desk_api.customer("Oz")
+    desk_api.say(conversation_id, headers, text)
+
+
+def active_version(desk_api: DeskApi, token: str) -> str:
+    return next(v["version"] for v in desk_api.get("/api/trainer/versions", token) if v["status"] == "active")
+
+
+def test_relabel_retrain_activate_and_roll_back(new_page: Callable[[], Page], desk_api: DeskApi,
+                                                  tmp_path: Path) -> None:
+    trainer = desk_api.staff("trainer", "Tia Trainer")
+    customer_says(desk_api, NONSENSE)
+    original = active_version(desk_api, trainer.token)
+    page = new_page()
+    log_in_trainer(page, trainer)
+    expect(page.get_by_test_id("active-version")).to_have_text(original)
+    expect(page.locator(f"[data-testid='version'][data-version='{original}']")).to_have_attribute(
+        "data-status", "active")
+
+    # The message is in the inbox, with why, the model's guess and its confidence.
+    message = inbox_message(page, NONSENSE)
+    expect(message).to_have_count(1)
+    expect(message.get_by_test_id("reason").first).to_be_visible()
+    expect(message.get_by_test_id("guess")).not_to_be_empty()
+    expect(message.get_by_test_id("confidence")).to_contain_text("%")
+    expect(page.get_by_test_id("cluster").filter(has=message).get_by_test_id("cluster-size")).to_contain_text(
+        "message")
+
+    # Relabel it, kept as a regression case.
+    actions = message.get_by_test_id("message-actions")
+    actions.get_by_test_id("intent-select").select_option(INTENT)
+    actions.get_by_test_id("keep-regression").check()
+    actions.get_by_test_id("relabel").click()
+    expect(page.get_by_test_id("status")).to_have_text(
+        f"Relabelled 1 message as {INTENT} (kept as regression cases).")
+    expect(message).to_have_count(0)
+    case = page.get_by_test_id("regression-case").filter(has_text=NONSENSE)
+    expect(case.get_by_test_id("case-intent")).to_have_text(INTENT)
+
+    # The corrected nlu.yml downloads with the relabelled example under its intent.
+    with page.expect_download() as download_info:
+        page.get_by_test_id("export").click()
+    download = download_info.value
+    assert download.suggested_filename == "nlu.yml"
+    saved = tmp_path / "nlu.yml"
+    download.save_as(saved)
+    blocks = {b.get("intent"): b for b in yaml.safe_load(saved.read_text())["nlu"]}
+    assert NONSENSE in blocks[INTENT]["examples"]
+
+    # Retrain: the progress follows the job until it is done, then the evaluation is shown.
+    page.evaluate("""() => {
+        window.__progress = [];
+        const node = document.querySelector("[data-testid='job-percent']");
+        new MutationObserver(() => window.__progress.push(node.textContent))
+            .observe(node, {childList: true, characterData: true, subtree: true});
+    }""")
+    page.get_by_test_id("retrain").click()
+    expect(page.get_by_test_id("retrain")).to_be_disabled()
+    expect(page.get_by_test_id("job-percent")).to_have_text("100%", timeout=RETRAIN_TIMEOUT_MS)
+    expect(page.get_by_test_id("job-stage")).to_have_text("Done: the candidate is ready.")
+    seen = page.evaluate("() => window.__progress")
+    assert seen[-1] == "100%" and len(set(seen)) >= 2, seen  # at least one intermediate state was drawn
+
+    evaluation = page.get_by_test_id("evaluation")
+    expect(evaluation).to_be_visible()
+    candidate = evaluation.get_attribute("data-version")
+    assert candidate and candidate != original
+    table = evaluation.get_by_test_id("evaluation-table")
+    expect(table.locator("thead th")).to_have_count(3)  # metric, candidate, active
+    expect(table.locator("thead th").nth(1)).to_contain_text(candidate)
+    expect(table.locator("thead th").nth(2)).to_contain_text(original)
+    for metric in ("accuracy", "macro_f1"):
+        expect(table.locator(f"tr[data-metric='{metric}'] td")).to_have_count(2)
+        expect(table.locator(f"tr[data-metric='{metric}'] td").first).to_contain_text("%")
+    expect(table.locator("tr[data-metric='regression_failures'] td").first).to_have_text(
+        "0 of 1" if evaluation.get_by_test_id("regression-failures").is_hidden() else "1 of 1")
+    expect(page.get_by_test_id("keep-current")).to_be_visible()
+    expect(page.locator(f"[data-testid='version'][data-version='{candidate}']")).to_have_attribute(
+        "data-status", "candidate")
+
+    # Activate (the button says "Activate anyway" if the candidate failed the case).
+    page.get_by_test_id("activate-candidate").click()
+    expect(page.get_by_test_id("active-version")).to_have_text(candidate)
+    expect(evaluation).to_be_hidden()
+    expect(page.get_by_test_id("status")).to_have_text(f"Version {candidate} is now serving customers.")
+    expect(page.locator(f"[data-testid='version'][data-version='{candidate}']")).to_have_attribute(
+        "data-status", "active")
+    assert active_version(desk_api, trainer.token) == candidate
+    cases = desk_api.get("/api/trainer/regression-cases", trainer.token)
+    assert [(c["text"], c["expected_intent"]) for c in cases if c["text"] == NONSENSE] == [(NONSENSE, INTENT)]
+
+    # Roll back to the version served before (the rest of the session keeps the original model).
+    previous = page.locator(f"[data-testid='version'][data-version='{original}']")
+    expect(previous).to_have_attribute("data-status", "retired")
+    previous.get_by_test_id("rollback").click()
+    expect(page.get_by_test_id("active-version")).to_have_text(original)
+    expect(previous).to_have_attribute("data-status", "active")
+    assert active_version(desk_api, trainer.token) == original
+
+
+def test_agents_are_turned_away_and_admins_find_the_page(new_page: Callable[[], Page], desk_api: DeskApi) -> None:
+    agent = desk_api.staff("agent", "Ann Agent")
+    page = new_page()
+    page.goto("/trainer")
+    page.get_by_label("Username").fill(agent.username)
+    page.get_by_label("Password").fill(agent.password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_test_id("login-error")).to_contain_text("This page is for trainers.")
+    expect(page.get_by_test_id("login-view")).to_be_visible()
+    expect(page.get_by_test_id("clusters")).to_be_hidden()
+    assert desk_api.http.get("/api/trainer/inbox", headers=bearer(agent.token)).status_code == 403
+
+    # In the agent console the link to this page is only there for trainers and admins.
+    log_in(page, agent)
+    expect(page.get_by_test_id("open-trainer")).to_be_hidden()
+    admin = desk_api.staff("admin", "Ada Admin")
+    console = new_page()
+    log_in(console, admin)
+    console.get_by_test_id("open-trainer").click()
+    expect(console).to_have_url(re.compile(r"/trainer$"))
+    expect(console.get_by_test_id("me")).to_have_text("Ada Admin · admin")  # the same staff session
+    expect(console.get_by_test_id("open-agent")).to_be_visible()
+
+
+def test_customer_text_is_shown_as_text(new_page: Callable[[], Page], desk_api: DeskApi) -> None:
+    trainer = desk_api.staff("trainer", "Tom Trainer")
+    customer_says(desk_api, INJECTION)
+    page = new_page()
+    log_in_trainer(page, trainer)
+    message = inbox_message(page, INJECTION)
+    expect(message.get_by_test_id("message-text")).to_have_text(INJECTION)
+    expect(page.get_by_test_id("clusters").locator("img, b")).to_have_count(0)
+
+    actions = message.get_by_test_id("message-actions")
+    actions.get_by_test_id("keep-regression").check()
+    actions.get_by_test_id("mark-oos").click()
+    expect(page.get_by_test_id("status")).to_have_text("Marked 1 message out of scope (kept as regression cases).")
+    case = page.get_by_test_id("regression-case").filter(has_text="snorkelvat")
+    expect(case.get_by_test_id("case-text")).to_have_text(INJECTION)
+    expect(case.get_by_test_id("case-intent")).to_have_text("out of scope")
+    expect(page.get_by_test_id("regression-cases").locator("img, b")).to_have_count(0)
+    assert page.evaluate("() => typeof window.__pwned") == "undefined"
+
+    case.get_by_test_id("delete-case").click()
+    expect(case).to_have_count(0)
+    assert INJECTION not in [c["text"] for c in desk_api.get("/api/trainer/regression-cases", trainer.token)]
