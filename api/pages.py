@@ -39,6 +39,12 @@ def agent_console() -> FileResponse:
     return FileResponse(WEB_DIR / "static" / "agent.html", media_type="text/html")
 
 
+@router.get("/kpis")
+def kpi_page() -> FileResponse:
+    """The operators' KPIs (a static page; supervisors and admins log in and read ``/api/kpis``)."""
+    return FileResponse(WEB_DIR / "static" / "kpis.html", media_type="text/html")
+
+
 @router.get("/trainer")
 def trainer_page() -> FileResponse:
     """The trainers' page (a static page; it logs in and reads the trainer API with a bearer token)."""

@@ -73,6 +73,7 @@ async function startDesk() {
   const role = ["admin", "supervisor", "agent"].find((r) => me.roles.includes(r)) || me.roles[0];
   $("me").textContent = `${me.display_name || me.username} · ${role}`;
   $("open-canned").hidden = !isSupervisor();
+  $("open-kpis").hidden = !isSupervisor();
   $("open-trainer").hidden = !me.roles.some((r) => r === "trainer" || r === "admin");
   if (!wired) {
     wired = true;
