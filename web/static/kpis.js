@@ -2,7 +2,8 @@
 // and filters, then headline tiles, daily charts (inline SVG) and tables from GET /api/kpis.
 // Every piece of text goes into the page with textContent; nothing is ever parsed as HTML.
 
-import { $, api, busy, el, onUnauthorized, option, percent, reasonLabel, saveToken, showAlert, state } from "./agent.core.js";
+import { reasonLabel } from "./agent.core.js";
+import { $, api, busy, el, onUnauthorized, option, percent, saveToken, session, showAlert } from "./staff.core.js";
 import { barChart, lineChart } from "./kpis.charts.js";
 
 const CHANNELS = { web: "Web", slack: "Slack", telegram: "Telegram", api: "API" };
@@ -89,12 +90,7 @@ $("kpi-filters").addEventListener("submit", async (event) => {
 $("f-csv").addEventListener("click", () => busy($("f-csv"), $("kpi-error"), downloadCsv));
 
 async function downloadCsv() {
-  const response = await fetch("/api/kpis.csv?" + query().toString(), { headers: { Authorization: "Bearer " + state.token }, cache: "no-store" });
-  if (!response.ok) {
-    let message = `The server answered ${response.status}.`;
-    try { message = (await response.json()).error.message || message; } catch (e) { /* keep the status */ }
-    throw new Error(message);
-  }
+  const response = await api("GET", "/api/kpis.csv?" + query().toString(), undefined, { raw: true });
   const found = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
   const url = URL.createObjectURL(await response.blob());
   const a = el("a", null, null, { href: url, download: found ? found[1] : "frontdesk-kpis.csv" });
@@ -269,4 +265,4 @@ function renderTables(k) {
 
 // --- boot ----------------------------------------------------------------------------------------------
 
-if (state.token) start(); else showLogin();
+if (session.token) start(); else showLogin();
