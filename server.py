@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import articles, canned, handoffs, kpis, pages, staff, stream, trainer
+from api import articles, canned, customers, handoffs, kpis, pages, staff, stream, trainer
 from api.errors import install_error_handlers
 from api.pages import WEB_DIR
 from connectors import webchat
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app = FastAPI(title="Frontdesk support bot", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.ready = False
     install_error_handlers(app)
-    for module in (webchat, staff, handoffs, canned, stream, trainer, articles, kpis, pages):
+    for module in (webchat, staff, handoffs, customers, canned, stream, trainer, articles, kpis, pages):
         app.include_router(module.router)
     for router in channels.routers():
         app.include_router(router)

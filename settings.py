@@ -179,6 +179,9 @@ class ChatSettings(BaseModel):
     max_name_chars: int = Field(default=120, ge=1)
     # Inbound messages left unprocessed this long (a crash mid-turn) are processed again at startup.
     recover_after_seconds: float = Field(default=30.0, ge=0)
+    # Shared with the host app of an in-app chat: it signs its user id (and tier) so returning customers are
+    # recognised across conversations; see connectors/webchat.py. None: identities are not accepted.
+    identity_secret: SecretStr | None = None
 
 
 class AuthSettings(BaseModel):

@@ -36,6 +36,7 @@ from settings import Settings
 from storage.articles import SqlArticleRepository
 from storage.canned import CannedStore
 from storage.conversations import ConversationRepository
+from storage.customers import CustomerDirectory
 from storage.db import Database
 from storage.desk import DeskStore
 from storage.events import EventLog
@@ -76,9 +77,11 @@ class Services:
     # The optional Rasa backend wrapping ``classifier`` in the pipeline (settings.rasa.enabled).
     rasa: RasaIntentClassifier | None = None
     kpis: KpiRepository = field(init=False)  # operators' KPIs, read from the same database
+    customers: CustomerDirectory = field(init=False)  # profiles across channels, for staff
 
     def __post_init__(self) -> None:
         self.kpis = KpiRepository(self.db)
+        self.customers = CustomerDirectory(self.db)
 
     def recover(self) -> RecoveryReport:
         """Process messages a crash left unprocessed."""

@@ -8,7 +8,7 @@ import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from domain.errors import AuthenticationError, ValidationError
+from domain.errors import AuthenticationError, PermissionDeniedError, ValidationError
 from domain.models import StaffUser
 from storage.staff import StaffRepository
 
@@ -106,3 +106,25 @@ class StaffAuth:
             raise ValidationError(f"passwords need at least {MIN_PASSWORD_CHARS} characters")
         return self.repo.create_user(username, hash_password(password), roles, display_name, teams or (),
                                      skills or (), tier)
+
+
+def identity_signature(secret: str, user_id: str, tier: str | None = None) -> str:
+    """What the host app sends as ``user_hash``: hex HMAC-SHA256 of ``user_id`` (or ``user_id\\ntier``)."""
+    material = user_id if tier is None else f"{user_id}\n{tier}"
+    return hmac.new(secret.encode("utf-8"), material.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def verify_identity(secret: str | None, user_id: str, tier: str | None, user_hash: str | None) -> None:
+    """Accept a customer identity from the host app only with a valid signature.
+
+    Raises:
+        ValidationError: identities are not configured, or the signature is missing.
+        PermissionDeniedError: the signature does not match (never says what was expected).
+    """
+    if secret is None:
+        raise ValidationError("user_id is not accepted: this server has no chat.identity_secret configured")
+    if not user_hash:
+        raise ValidationError("user_id needs user_hash, the host app's signature of it")
+    if not hmac.compare_digest(identity_signature(secret, user_id, tier), user_hash.strip().lower()):
+        raise PermissionDeniedError("user_hash does not match user_id")
+

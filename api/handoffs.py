@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import AgentDep, ServicesDep
 from api.schemas import (
+    CustomerOut,
     DeskInfoOut,
     HandoffDetailOut,
     HandoffOut,
@@ -75,6 +76,7 @@ def read_handoff(services: ServicesDep, agent: AgentDep, handoff_id: int) -> Han
                                          passage=h.text, score=round(h.score, 4),
                                          url=url.format(article_id=h.article_id)) for h in detail.suggestions],
         csat=detail.csat,
+        customer=CustomerOut.of(detail.customer) if detail.customer else None,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from domain.models import Handoff, StaffUser, StoredMessage
+from domain.models import CustomerProfile, Handoff, StaffUser, StoredMessage
 from handoff.desk import QueueItem
 
 
@@ -52,6 +52,12 @@ class ConversationCreate(BaseModel):
 
     name: str | None = Field(None, max_length=120, description="how to greet the customer")
     email: str | None = Field(None, max_length=320)
+    user_id: str | None = Field(None, min_length=1, max_length=200,
+                                description="the host app's id of a signed-in customer (needs user_hash)")
+    tier: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$",
+                             description="the customer's plan tier, e.g. premium (signed with user_id)")
+    user_hash: str | None = Field(None, max_length=128, description=(
+        "hex HMAC-SHA256 of user_id (or of 'user_id\\ntier' when tier is given) keyed with chat.identity_secret"))
 
 
 class ConversationCreated(BaseModel):
@@ -219,6 +225,42 @@ class NoteOut(BaseModel):
     created_at: datetime
 
 
+class IdentityOut(BaseModel):
+    """The customer's id on one channel."""
+
+    channel: str
+    external_id: str
+
+
+class EarlierOut(BaseModel):
+    """One of the customer's conversations and how it ended."""
+
+    conversation_id: str
+    channel: str
+    status: str
+    started_at: str
+    outcome: str
+
+
+class CustomerOut(BaseModel):
+    """A customer's profile across channels."""
+
+    customer_id: int
+    display_name: str | None
+    email: str | None
+    tier: str
+    identities: list[IdentityOut]
+    conversations: list[EarlierOut] = Field(description="the latest conversations, newest first")
+
+    @classmethod
+    def of(cls, p: CustomerProfile) -> CustomerOut:
+        return cls(customer_id=p.customer_id, display_name=p.display_name, email=p.email, tier=p.tier,
+                   identities=[IdentityOut(channel=i.channel, external_id=i.external_id) for i in p.identities],
+                   conversations=[EarlierOut(conversation_id=c.conversation_id, channel=c.channel, status=c.status,
+                                             started_at=c.started_at, outcome=c.outcome)
+                                  for c in p.earlier_conversations])
+
+
 class HandoffDetailOut(BaseModel):
     """One handoff with everything the console shows."""
 
@@ -227,6 +269,8 @@ class HandoffDetailOut(BaseModel):
     notes: list[NoteOut]
     suggested_articles: list[SearchHitOut]
     csat: int | None
+    customer: CustomerOut | None = Field(description=(
+        "the customer's profile now, with their other conversations (the context keeps the one at handoff)"))
 
 
 class TextIn(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from api.auth import new_customer_token
+from api.auth import new_customer_token, verify_identity
 from api.deps import CustomerConversationDep, ServicesDep
 from api.schemas import (
     ConversationCreate,
@@ -22,7 +22,7 @@ from api.schemas import (
 from bot.inbound import clean_text
 from domain.enums import Channel
 from domain.errors import ValidationError
-from domain.models import InboundMessage
+from domain.models import CustomerIdentity, InboundMessage
 
 router = APIRouter(prefix="/api/conversations", tags=["customer chat"])
 
@@ -31,10 +31,19 @@ router = APIRouter(prefix="/api/conversations", tags=["customer chat"])
 def create_conversation(services: ServicesDep, body: ConversationCreate | None = None) -> ConversationCreated:
     """Start a conversation. The returned ``customer_token`` is the only key to it."""
     body = body or ConversationCreate()
-    token, digest = new_customer_token()
     name = body.name.strip() if body.name and body.name.strip() else None
     email = body.email.strip() if body.email and body.email.strip() else None
-    conversation = services.conversations.create_conversation(Channel.WEB, digest, name, email)
+    identity = None
+    if body.user_id is not None:
+        secret = services.settings.chat.identity_secret
+        verify_identity(secret.get_secret_value() if secret else None, body.user_id, body.tier, body.user_hash)
+        identity = CustomerIdentity(Channel.WEB.value, body.user_id)
+    elif body.tier is not None:
+        raise ValidationError("tier is only accepted with a signed user_id")
+    token, digest = new_customer_token()
+    conversation = services.conversations.create_conversation(Channel.WEB, digest, name, email, identity)
+    if identity is not None:  # the host app vouches for these: keep the returning customer's profile current
+        services.customers.update(conversation.customer_id, display_name=name, email=email, tier=body.tier)
     return ConversationCreated(conversation_id=conversation.id, customer_token=token, status=conversation.status)
 
 

@@ -18,13 +18,13 @@ from domain.models import (
     Conversation,
     CustomerIdentity,
     CustomerProfile,
-    EarlierConversation,
     HandoffDraft,
     InboundMessage,
     IntentTurn,
     StoredMessage,
     TurnRecord,
 )
+from storage.customers import build_profile
 from storage.db import Database
 from storage.events import append_event
 from storage.handoffs import insert_handoff
@@ -251,24 +251,7 @@ class ConversationRepository:
                 raise NotFoundError(f"conversation {conversation_id} does not exist")
             customer = s.get(CustomerRow, conv.customer_id)
             assert customer is not None  # enforced by the foreign key
-            identities = s.scalars(select(CustomerIdentityRow).where(
-                CustomerIdentityRow.customer_id == customer.id).order_by(CustomerIdentityRow.id)).all()
-            earlier = s.scalars(
-                select(ConversationRow).where(ConversationRow.customer_id == customer.id,
-                                              ConversationRow.id != conversation_id)
-                .order_by(ConversationRow.created_at.desc()).limit(10)
-            ).all()
-            outcomes = _outcomes(s, [c.id for c in earlier])
-            return CustomerProfile(
-                customer_id=customer.id, display_name=customer.display_name, email=customer.email,
-                tier=customer.tier,
-                identities=tuple(CustomerIdentity(i.channel, i.external_id) for i in identities),
-                earlier_conversations=tuple(
-                    EarlierConversation(c.id, c.channel, c.status, c.created_at.isoformat(),
-                                        outcomes.get(c.id, "answered by the bot"))
-                    for c in earlier
-                ),
-            )
+            return build_profile(s, customer, exclude_conversation=conversation_id)
 
     def recent_conversations(self, conversation_id: str, since: datetime) -> int:
         """How many other conversations the same customer started since ``since``."""
@@ -397,14 +380,6 @@ def _write_outputs(s: Any, conversation_id: str, replies: Sequence[BotReply], ha
 def delivery_status_for(channel: str | None) -> str | None:
     """Messages to push to a platform start ``pending``; web chat reads its messages, nothing to push."""
     return None if channel in (None, Channel.WEB.value, Channel.API.value) else "pending"
-
-
-def _outcomes(s: Any, conversation_ids: list[str]) -> dict[str, str]:
-    if not conversation_ids:
-        return {}
-    rows = s.execute(select(HandoffRow.conversation_id, HandoffRow.state, HandoffRow.reason)
-                     .where(HandoffRow.conversation_id.in_(conversation_ids)).order_by(HandoffRow.id)).all()
-    return {cid: f"handed off ({reason}), {state}" for cid, state, reason in rows}
 
 
 def _conversation(row: ConversationRow, tier: str = "standard") -> Conversation:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -228,3 +229,28 @@ def test_the_live_indicator_reconnects(new_page: Callable[[], Page], desk_api: D
     # New handoffs now show up without a reload.
     _, handoff_id = desk_api.handoff("Kim")
     expect(queue_item(console, handoff_id)).to_be_visible()
+
+
+def test_an_agent_links_two_profiles_of_one_customer(new_page: Callable[[], Page], desk_api: DeskApi) -> None:
+    ann = desk_api.staff("agent", "Ann Agent")
+    tag = uuid.uuid4().hex[:8]
+    earlier = desk_api.http.post("/api/conversations", json={"name": f"Rosa {tag}", "email": f"rosa-{tag}@example.com"})
+    earlier_id = earlier.json()["conversation_id"]
+    _, handoff_id = desk_api.handoff(f"Rosa D {tag}")
+    console = new_page()
+    log_in(console, ann)
+    open_handoff(console, handoff_id)
+    expect(console.get_by_test_id("customer-earlier")).to_have_text("None: first contact.")
+
+    console.get_by_label("Link another profile").fill(f"rosa-{tag}@")
+    console.get_by_test_id("link-find").click()
+    result = console.get_by_test_id("link-result")
+    expect(result).to_have_count(1)
+    expect(result).to_contain_text(f"rosa-{tag}@example.com")
+    result.get_by_test_id("link-merge").click()
+
+    expect(console.get_by_test_id("customer-earlier").locator("li")).to_have_count(1)
+    expect(console.get_by_test_id("customer-email")).to_have_text(f"rosa-{tag}@example.com")
+    expect(console.get_by_test_id("link-results").locator("li")).to_have_count(0)
+    detail = desk_api.get(f"/api/handoffs/{handoff_id}")
+    assert [c["conversation_id"] for c in detail["customer"]["conversations"]] == [earlier_id]

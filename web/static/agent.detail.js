@@ -2,15 +2,26 @@
 // Only the data areas are redrawn on refresh; the reply box, note box and forms keep what the agent typed.
 
 import {
-  $, articleUrl, clock, duration, el, link, percent, reasonLabel, slaBreached, state, stateLabel, teamName, urgencyBadge,
+  $, api, articleUrl, busy, clock, duration, el, link, percent, reasonLabel, showAlert, slaBreached, state, stateLabel,
+  teamName, urgencyBadge,
 } from "./agent.core.js";
 
 let onRetry = () => {};
 let onInsert = () => {};
+let onChanged = async () => {};
 
-export function setupDetail({ retry, insertText }) {
+export function setupDetail({ retry, insertText, refresh }) {
   onRetry = retry;
   onInsert = insertText;
+  onChanged = refresh;
+  $("link-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const query = $("link-query").value.trim();
+    await busy(event.submitter, $("link-error"), async () => {
+      const found = await api("GET", `/api/customers?q=${encodeURIComponent(query)}`);
+      renderLinkResults(found);
+    });
+  });
 }
 
 export function showEmpty() {
@@ -30,7 +41,8 @@ export function renderDetail(detail, { fresh }) {
   renderButtons(h);
   renderFacts(h, ctx, detail.csat);
   renderReasons(ctx.urgency_reasons || []);
-  renderCustomer(ctx.customer);
+  if (fresh) clearLinkForm();
+  renderCustomer(detail.customer || ctx.customer);
   renderOffered(ctx.articles_offered || []);
   renderSuggested(detail.suggested_articles || []);
   renderNotes(detail.notes || []);
@@ -108,13 +120,43 @@ function renderCustomer(customer) {
   fact(dl, "Tier", customer.tier || "standard");
   const ids = customer.identities || [];
   fact(dl, "Identities", ids.length ? ids.map((i) => `${i.channel}: ${i.external_id}`).join(", ") : "web chat only");
-  const earlier = customer.earlier_conversations || [];
+  const earlier = customer.conversations || customer.earlier_conversations || [];
   const list = el("ul", "earlier", null, { "data-testid": "customer-earlier" });
   for (const c of earlier) {
     list.append(el("li", null, `${clock(c.started_at)} · ${c.channel} · ${c.status}${c.outcome ? " · " + c.outcome : ""}`));
   }
   box.replaceChildren(dl, el("h4", null, "Earlier conversations"),
     earlier.length ? list : el("p", "muted", "None: first contact.", { "data-testid": "customer-earlier" }));
+}
+
+// --- linking two profiles of one person (POST /api/customers/{id}/merge) ---------------------------
+
+function clearLinkForm() {
+  $("link-query").value = "";
+  $("link-results").replaceChildren();
+  showAlert($("link-error"), "");
+}
+
+function renderLinkResults(found) {
+  const current = state.detail && state.detail.customer ? state.detail.customer.customer_id : null;
+  const others = found.filter((c) => c.customer_id !== current);
+  if (!others.length) {
+    $("link-results").replaceChildren(el("li", "muted", "No other profile matches."));
+    return;
+  }
+  $("link-results").replaceChildren(...others.map((c) => {
+    const ids = c.identities.map((i) => `${i.channel}: ${i.external_id}`).join(", ") || "no channel ids";
+    const label = `${c.display_name || "no name"} · ${c.email || "no email"} · ${ids} · ${c.conversations.length} conversation(s)`;
+    const li = el("li", null, null, { "data-testid": "link-result" });
+    const button = el("button", "btn btn--tiny", "Link", { type: "button", "data-testid": "link-merge" });
+    button.addEventListener("click", () => busy(button, $("link-error"), async () => {
+      await api("POST", `/api/customers/${current}/merge`, { other_customer_id: c.customer_id });
+      clearLinkForm();
+      await onChanged();
+    }));
+    li.append(el("span", null, label), button);
+    return li;
+  }));
 }
 
 function renderOffered(offered) {

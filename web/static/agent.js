@@ -78,7 +78,7 @@ async function startDesk() {
   if (!wired) {
     wired = true;
     setupQueue(select);
-    setupDetail({ retry: retryDelivery, insertText });
+    setupDetail({ retry: retryDelivery, insertText, refresh: refreshAll });
     setupActions(refreshAll);
     setupCanned(reloadCanned);
   }
