@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, not_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, not_, or_, select, type_coerce
+from sqlalchemy.orm import Session
 
 from domain.enums import Channel, DecisionKind, Sender, Urgency
 from domain.kpis import (
@@ -31,7 +31,7 @@ from domain.kpis import (
     SlaLine,
 )
 from storage.db import Database
-from storage.tables import ConversationRow, CsatRow, EventRow, HandoffRow, MessageRow, PredictionRow
+from storage.tables import ConversationRow, CsatRow, EventRow, HandoffRow, MessageRow, PredictionRow, UTCDateTime
 
 ANSWER_KINDS = (DecisionKind.ANSWER.value, DecisionKind.SUGGEST.value)
 # Per creation day: handoffs, resolved, with a missed SLA target, rated, sum of the scores.
@@ -201,19 +201,18 @@ class KpiRepository:
         return DurationStats.of(first), DurationStats.of(resolution)
 
     def _bot_first_response(self, s: Session, query: KpiQuery) -> DurationStats:
-        cohort = select(ConversationRow.id).where(*self._cohort(query))
-        first_message = (
-            select(MessageRow.conversation_id, func.min(MessageRow.id).label("message_id"))
-            .where(MessageRow.sender == Sender.CUSTOMER.value, MessageRow.conversation_id.in_(cohort))
-            .group_by(MessageRow.conversation_id).subquery())
-        inbound, reply = aliased(MessageRow), aliased(MessageRow)
+        """From the customer's first message to the bot's first reply, per conversation (one pass)."""
+        m = MessageRow
+        asked = type_coerce(func.min(case((m.sender == Sender.CUSTOMER.value, m.created_at))), UTCDateTime())
+        replied = type_coerce(func.min(case((and_(m.sender == Sender.BOT.value, m.reply_to.is_not(None)),
+                                              m.created_at))), UTCDateTime())
         rows = s.execute(
-            select(inbound.created_at, func.min(reply.created_at))
-            .join(first_message, first_message.c.message_id == inbound.id)
-            .join(reply, and_(reply.reply_to == inbound.id, reply.sender == Sender.BOT.value))
-            .group_by(inbound.id, inbound.created_at)
+            select(asked, replied)
+            .where(m.conversation_id.in_(select(ConversationRow.id).where(*self._cohort(query))),
+                   m.sender.in_((Sender.CUSTOMER.value, Sender.BOT.value)))
+            .group_by(m.conversation_id)
         ).all()
-        return DurationStats.of([(replied - asked).total_seconds() for asked, replied in rows])
+        return DurationStats.of([(r - a).total_seconds() for a, r in rows if a is not None and r is not None])
 
     def _prediction_filters(self, query: KpiQuery) -> list[ColumnElement[bool]]:
         return [PredictionRow.created_at >= query.start, PredictionRow.created_at < query.end,

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from domain.enums import Channel, DecisionKind, HandoffReason, Urgency
 from domain.errors import ValidationError
@@ -239,6 +239,28 @@ def test_sla_pending_reopened_and_rerated(db: Database) -> None:
     assert lines[("technical", Urgency.HIGH)] == SlaLine("technical", Urgency.HIGH, 1, 0, 1, 0, 1)
     assert lines[("billing", Urgency.NORMAL)] == SlaLine("billing", Urgency.NORMAL, 1, 0, 0, 0, 0)  # pending again
     assert (report.csat.resolved, report.csat.responses, report.csat.average) == (1, 0, None)
+
+
+def test_a_fixed_number_of_queries_whatever_the_data(db: Database) -> None:
+    kpis = KpiRepository(db)
+    team = KpiQuery(WINDOW.start, WINDOW.end, team="billing", channel=Channel.WEB)
+
+    def statements(query: KpiQuery) -> int:
+        seen: list[str] = []
+
+        def count(*args: Any) -> None:
+            seen.append(args[2])
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            kpis.report(query)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        return len([s for s in seen if s.lstrip().upper().startswith("SELECT")])
+
+    assert statements(WINDOW) == statements(team) == 6
+    build(db)
+    assert statements(WINDOW) == statements(team) == 6  # no query per conversation, handoff or day
 
 
 def test_query_validation_and_percentiles() -> None:
