@@ -104,12 +104,13 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
     from knowledge_index.importer import import_folder
     from knowledge_index.knowledge_base import KnowledgeBase
     from storage.articles import SqlArticleRepository
-    from wiring import build_database, build_encoder
+    from wiring import build_database, build_encoder, retrieval_weights
 
     db = build_database(settings)
     try:
         kb = KnowledgeBase(SqlArticleRepository(db), build_encoder(settings), settings.index_dir,
-                           settings.knowledge.index_kind, settings.knowledge.chunk_max_words)
+                           settings.knowledge.index_kind, settings.knowledge.chunk_max_words,
+                           retrieval_weights(settings))
         kb.sync()
         report = import_folder(kb, args.folder, prune=args.prune, progress=True)
     finally:
@@ -151,12 +152,13 @@ def _train_urgency(settings: Settings, args: argparse.Namespace) -> int:
 def _search(settings: Settings, args: argparse.Namespace) -> int:
     from knowledge_index.knowledge_base import KnowledgeBase
     from storage.articles import SqlArticleRepository
-    from wiring import build_database, build_encoder
+    from wiring import build_database, build_encoder, retrieval_weights
 
     db = build_database(settings)
     try:
         kb = KnowledgeBase(SqlArticleRepository(db), build_encoder(settings), settings.index_dir,
-                           settings.knowledge.index_kind, settings.knowledge.chunk_max_words)
+                           settings.knowledge.index_kind, settings.knowledge.chunk_max_words,
+                           retrieval_weights(settings))
         kb.sync()
         for hit in kb.search_text(args.query, args.k):
             print(f"{hit.score:.3f}  {hit.article_id}  ({hit.heading})")

@@ -45,6 +45,11 @@ class KnowledgeSettings(BaseModel):
     chunk_max_words: int = Field(default=180, ge=20)
     search_k: int = Field(default=8, ge=1)
     article_url_template: str = "/help/articles/{article_id}"
+    # An article's score (what the policy thresholds compare) is a weighted mean of its best chunk's cosine,
+    # its "title (tags)" vector's cosine and the share of the query's words it contains; see
+    # knowledge_index.fusion and docs/retrieval-evaluation.md. Changing these needs new policy thresholds.
+    title_weight: float = Field(default=0.3, ge=0, le=1)
+    lexical_weight: float = Field(default=0.1, ge=0, le=1)
 
 
 class NluSettings(BaseModel):

@@ -24,6 +24,7 @@ from handoff.sla import SlaTarget
 from knowledge_index.batching import BatchingEncoder
 from knowledge_index.encoder import Encoder, load_encoder
 from knowledge_index.importer import import_folder
+from knowledge_index.fusion import RetrievalWeights
 from knowledge_index.knowledge_base import KnowledgeBase
 from nlu.intent import LinearIntentClassifier, OutOfScopeRule
 from nlu.model_factory import LinearModelFactory
@@ -110,6 +111,11 @@ def build_encoder(settings: Settings) -> Encoder:
                         backend=enc.backend, cache_dir=settings.model_dir / "onnx")
 
 
+def retrieval_weights(settings: Settings) -> RetrievalWeights:
+    """How the knowledge base scores articles (settings.knowledge)."""
+    return RetrievalWeights(title=settings.knowledge.title_weight, lexical=settings.knowledge.lexical_weight)
+
+
 def build_services(settings: Settings, encoder: Encoder | None = None, progress: bool = False) -> Services:
     """Connect, migrate, load models, seed the demo knowledge base if empty, sync the index, train.
 
@@ -129,7 +135,7 @@ def build_services(settings: Settings, encoder: Encoder | None = None, progress:
         responses = load_responses(Path(settings.nlu.domain_file))
         articles = SqlArticleRepository(db)
         knowledge = KnowledgeBase(articles, inner, settings.index_dir, settings.knowledge.index_kind,
-                                  settings.knowledge.chunk_max_words)
+                                  settings.knowledge.chunk_max_words, retrieval_weights(settings))
         seed = settings.knowledge.seed_dir
         if seed and articles.count_articles() == 0:
             report = import_folder(knowledge, Path(seed), progress=progress)

@@ -62,7 +62,7 @@ class Ranked:
 
 
 @contextmanager
-def knowledge_base(encoder: Any) -> Iterator[Any]:
+def knowledge_base(encoder: Any, weights: Any = None) -> Iterator[Any]:
     """An empty KnowledgeBase on a temporary SQLite file and faiss index (as the service builds it)."""
     from knowledge_index.knowledge_base import KnowledgeBase
     from storage.articles import SqlArticleRepository
@@ -72,7 +72,7 @@ def knowledge_base(encoder: Any) -> Iterator[Any]:
     db = Database(f"sqlite:///{folder / 'eval.db'}")
     try:
         db.migrate()
-        yield KnowledgeBase(SqlArticleRepository(db), encoder, folder / "index", "faiss", 180)
+        yield KnowledgeBase(SqlArticleRepository(db), encoder, folder / "index", "faiss", 180, weights)
     finally:
         db.dispose()
         shutil.rmtree(folder, ignore_errors=True)
@@ -86,14 +86,39 @@ def encode_all(encoder: Any, texts: Sequence[str], desc: str, batch: int = 64) -
     return np.concatenate(out) if out else np.zeros((0, encoder.dim), dtype=np.float32)
 
 
-def rank_queries(kb: Any, encoder: Any, queries: Sequence[Query], desc: str, k: int = SEARCH_K) -> list[Ranked]:
-    """Search every query through ``KnowledgeBase.search`` (best chunk per article, like the bot)."""
-    vectors = encode_all(encoder, [q.text for q in queries], f"encode {desc}")
+def rank_queries(kb: Any, encoder: Any, queries: Sequence[Query], desc: str, k: int = SEARCH_K,
+                 vectors: np.ndarray | None = None) -> list[Ranked]:
+    """Search every query through ``KnowledgeBase.search`` with its text, as the bot does."""
+    if vectors is None:
+        vectors = encode_all(encoder, [q.text for q in queries], f"encode {desc}")
     ranked = []
     for q, v in zip(queries, vectors, strict=True):
-        hits = kb.search(v, k)
+        hits = kb.search(v, k, text=q.text)
         ranked.append(Ranked(q, tuple(h.article_id for h in hits), tuple(h.score for h in hits)))
     return ranked
+
+
+def search_latency(kb: Any, queries: Sequence[Query], vectors: np.ndarray, rounds: int = 5) -> dict[str, float]:
+    """Milliseconds per ``KnowledgeBase.search`` call (encoder excluded), p50/p95 over ``rounds`` passes."""
+    times = []
+    for _ in range(rounds):
+        for q, v in zip(queries, vectors, strict=True):
+            t0 = time.perf_counter()
+            kb.search(v, SEARCH_K, text=q.text)
+            times.append((time.perf_counter() - t0) * 1000)
+    return {"n": len(times), "p50_ms": round(percentile(times, 50), 3), "p95_ms": round(percentile(times, 95), 3),
+            "mean_ms": round(float(np.mean(times)), 3)}
+
+
+def weights_of(args: argparse.Namespace) -> Any:
+    """The retrieval weights to evaluate: the product's, unless given on the command line."""
+    from knowledge_index.fusion import RetrievalWeights
+    from settings import KnowledgeSettings
+
+    defaults = KnowledgeSettings()
+    title = defaults.title_weight if args.title_weight is None else args.title_weight
+    lexical = defaults.lexical_weight if args.lexical_weight is None else args.lexical_weight
+    return RetrievalWeights(title=title, lexical=lexical)
 
 
 def recall_at(ranked: Sequence[Ranked], k: int) -> float:
@@ -226,17 +251,49 @@ class ThresholdGrid:
             return self.codes[self.index[key]][None, :]
         return policy_codes(self.ranked, *key, self.max_suggestions)[None, :]
 
-    def pick(self, rates: np.ndarray, utility: Utility, max_false_answers: float = 1.0) -> int:
+    def pick(self, rates: np.ndarray, utility: Utility, max_false_answers: float = 1.0,
+             max_wrong_share: float = 1.0, counts: tuple[int, int] = (1, 0)) -> int:
         """Index of the point with the best utility averaged over its lattice neighbours.
 
         Averaging prefers the middle of a plateau to a lucky single point; the calibration half has only
         ~60 answerable and 15 unanswerable questions. Points answering more than ``max_false_answers`` of
-        the unanswerable questions are not eligible. Ties go to the lowest (answer, suggest, margin).
+        the unanswerable questions are not eligible. With ``max_wrong_share`` below 1, the answer rule comes
+        first: only points whose wrong answers (to answerable questions with the wrong article, or to
+        unanswerable ones) are at most that share of the answers given, counted over ``counts`` =
+        (answerable, unanswerable) questions, both at the point and averaged over its neighbours, are
+        eligible; of those, the ones answering the most questions right; of those, the best utility. Ties go
+        to the lowest (answer, suggest, margin).
         """
         util = utility.vector(rates)
         smooth = np.array([util[n].mean() for n in self.neighbours])
         smooth[rates[:, 5] > max_false_answers + 1e-9] = -np.inf
+        if max_wrong_share >= 1.0:
+            return int(np.argmax(smooth))
+        # Two stages. The answer rule: the most questions answered right among the points whose wrong share,
+        # averaged over the neighbours like the utility, meets the target. Then, among the points with that
+        # answer rate, the suggest threshold with the best utility.
+        wrong = wrong_share(rates, *counts)
+        smooth_wrong = np.array([wrong[n].mean() for n in self.neighbours])
+        smooth_right = np.array([rates[n, 0].mean() for n in self.neighbours])
+        eligible = (smooth_wrong <= max_wrong_share + 1e-9) & (wrong <= max_wrong_share + 1e-9) & np.isfinite(smooth)
+        if not eligible.any():
+            return int(np.argmax(smooth))
+        best = smooth_right[eligible].max()
+        smooth[~(eligible & (smooth_right >= best - 1e-9))] = -np.inf
         return int(np.argmax(smooth))
+
+
+def share_wrong(row: dict[str, float], n_answerable: int, n_unanswerable: int) -> float:
+    """Wrong answers / answers given for one result row (see :func:`wrong_share`)."""
+    rates = np.array([[row[k] for k in RATE_KEYS]])
+    return round(float(wrong_share(rates, n_answerable, n_unanswerable)[0]), 4)
+
+
+def wrong_share(rates: np.ndarray, n_answerable: int, n_unanswerable: int) -> np.ndarray:
+    """Per row of a RATE_KEYS matrix: wrong answers / answers given (0 where nothing is answered)."""
+    wrong = n_answerable * rates[:, 1] + n_unanswerable * rates[:, 5]
+    given = n_answerable * (rates[:, 0] + rates[:, 1]) + n_unanswerable * rates[:, 5]
+    return np.divide(wrong, given, out=np.zeros_like(wrong), where=given > 0)
 
 
 # --- part A: the demo help center ---------------------------------------------------------------------
@@ -266,11 +323,24 @@ def demo_eval(encoder: Any, args: argparse.Namespace) -> dict[str, Any]:
     defaults = PolicySettings()
     answerable = [Query(r["text"], frozenset([r["article_id"]])) for r in read_jsonl(EVAL_DIR / "kb_questions.jsonl")]
     unanswerable = [Query(r["text"], frozenset()) for r in read_jsonl(EVAL_DIR / "kb_unanswerable.jsonl")]
-    with knowledge_base(encoder) as kb:
+    from knowledge_index.fusion import RetrievalWeights
+
+    weights = weights_of(args)
+    vec_a = encode_all(encoder, [q.text for q in answerable], "encode answerable")
+    vec_u = encode_all(encoder, [q.text for q in unanswerable], "encode unanswerable")
+    with knowledge_base(encoder, weights) as kb:
         report = import_folder(kb, DEMO_ARTICLES, progress=True)
         n_articles, n_chunks = len(report.created), kb.chunk_count()
-        ranked_a = rank_queries(kb, encoder, answerable, "answerable")
-        ranked_u = rank_queries(kb, encoder, unanswerable, "unanswerable")
+        ranked_a = rank_queries(kb, encoder, answerable, "answerable", vectors=vec_a)
+        ranked_u = rank_queries(kb, encoder, unanswerable, "unanswerable", vectors=vec_u)
+        everything, all_vecs = [*answerable, *unanswerable], np.concatenate([vec_a, vec_u])
+        latency = {"configured": search_latency(kb, everything, all_vecs)}
+        kb.weights = RetrievalWeights(title=0.0, lexical=0.0)  # the dense-only ranking the product had before
+        before_a = rank_queries(kb, encoder, answerable, "answerable", vectors=vec_a)
+        before_u = rank_queries(kb, encoder, unanswerable, "unanswerable", vectors=vec_u)
+        latency["dense_only"] = search_latency(kb, everything, all_vecs)
+        kb.weights = weights
+        latency["configured_again"] = search_latency(kb, everything, all_vecs)
 
     correct_top = [r.top_score for r in ranked_a if r.rank_of_gold() == 1]
     wrong_top = [r.top_score for r in ranked_a if r.rank_of_gold() != 1]
@@ -301,26 +371,52 @@ def demo_eval(encoder: Any, args: argparse.Namespace) -> dict[str, Any]:
     test_rates = rates_of(grid.codes, test_a, test_u)
     all_rates = rates_of(grid.codes, all_a, all_u)
 
+    cal_counts = (len(cal_a), len(cal_u))
     picks = {}
     for name, change in UTILITY_VARIANTS.items():
         utility = Utility(**{**base.__dict__, **change})
-        i = grid.pick(cal_rates, utility, args.max_false_answers)
+        i = grid.pick(cal_rates, utility, args.max_false_answers, args.max_wrong_share, cal_counts)
         picks[name] = {"utility": utility.__dict__, "calibration": as_row(grid.keys[i], cal_rates[i], utility),
                        "test": as_row(grid.keys[i], test_rates[i], utility)}
-    chosen_i = grid.pick(cal_rates, base, args.max_false_answers)
+    chosen_i = grid.pick(cal_rates, base, args.max_false_answers, args.max_wrong_share, cal_counts)
     chosen = grid.keys[chosen_i]
 
     def default_row(cols_a: np.ndarray, cols_u: np.ndarray) -> dict[str, float]:
-        return as_row(default_key, rates_of(default_codes, cols_a, cols_u)[0], base)
+        row = as_row(default_key, rates_of(default_codes, cols_a, cols_u)[0], base)
+        return {**row, "wrong_of_answered": share_wrong(row, len(cols_a), len(cols_u))}
+
+    def chosen_row(rates: np.ndarray, cols_a: np.ndarray, cols_u: np.ndarray) -> dict[str, float]:
+        row = as_row(chosen, rates[chosen_i], base)
+        return {**row, "wrong_of_answered": share_wrong(row, len(cols_a), len(cols_u))}
+
+    # Before: the dense-only ranking under the thresholds the product shipped with it.
+    before_key = tuple(float(x) for x in args.before_thresholds.split("/"))
+    before_codes = policy_codes([*before_a, *before_u], *before_key, defaults.max_suggestions)[None, :]
+
+    def before_row(cols_a: np.ndarray, cols_u: np.ndarray) -> dict[str, float]:
+        row = as_row(before_key, rates_of(before_codes, cols_a, cols_u)[0], base)  # type: ignore[arg-type]
+        return {**row, "wrong_of_answered": share_wrong(row, len(cols_a), len(cols_u))}
+
+    before = {"recall": {"@1": round(recall_at(before_a, 1), 4), "@3": round(recall_at(before_a, 3), 4),
+                         "@5": round(recall_at(before_a, 5), 4), "mrr": round(mrr(before_a), 4)},
+              "recall_test_half": {"@1": round(recall_at([before_a[i] for i in test_a], 1), 4),
+                                   "@3": round(recall_at([before_a[i] for i in test_a], 3), 4),
+                                   "mrr": round(mrr([before_a[i] for i in test_a]), 4)},
+              "thresholds": before_key, "all": before_row(all_a, all_u), "test": before_row(test_a, test_u),
+              "calibration": before_row(cal_a, cal_u)}
 
     # Resampled splits: how stable is "pick on one half", and does it beat the defaults on the other half?
     resampled = resample(grid, default_codes, na, nu, base, args)
 
+    test_ranked = [ranked_a[i] for i in test_a]
     return {
         "articles": n_articles, "chunks": n_chunks, "answerable": na, "unanswerable": nu,
+        "weights": weights.__dict__, "search_latency": latency, "before": before,
         "recall": {"@1": round(recall_at(ranked_a, 1), 4), "@3": round(recall_at(ranked_a, 3), 4),
                    "@5": round(recall_at(ranked_a, 5), 4), "@8": round(recall_at(ranked_a, 8), 4),
                    "mrr": round(mrr(ranked_a), 4)},
+        "recall_test_half": {"@1": round(recall_at(test_ranked, 1), 4), "@3": round(recall_at(test_ranked, 3), 4),
+                             "mrr": round(mrr(test_ranked), 4)},
         "top_score": {"answerable": distribution([r.top_score for r in ranked_a]),
                       "answerable_top1_correct": distribution(correct_top),
                       "answerable_top1_wrong": distribution(wrong_top),
@@ -333,17 +429,17 @@ def demo_eval(encoder: Any, args: argparse.Namespace) -> dict[str, Any]:
                   "test": {"answerable": len(test_a), "unanswerable": len(test_u)}},
         "grid": {"answer": grid.axes[0], "suggest": grid.axes[1], "margins": grid.axes[2],
                  "points": len(grid.keys), "max_suggestions": defaults.max_suggestions, "utility": base.__dict__,
-                 "max_false_answers": args.max_false_answers},
+                 "max_false_answers": args.max_false_answers, "max_wrong_share": args.max_wrong_share},
         "chosen": dict(zip(("answer_threshold", "suggest_threshold", "answer_margin"), chosen, strict=True)),
         "defaults": dict(zip(("answer_threshold", "suggest_threshold", "answer_margin"), default_key, strict=True)),
         "picks_by_utility": picks,
         "compare": {
             "defaults_calibration": default_row(cal_a, cal_u),
             "defaults_test": default_row(test_a, test_u),
-            "chosen_calibration": as_row(chosen, cal_rates[chosen_i], base),
-            "chosen_test": as_row(chosen, test_rates[chosen_i], base),
+            "chosen_calibration": chosen_row(cal_rates, cal_a, cal_u),
+            "chosen_test": chosen_row(test_rates, test_a, test_u),
             "defaults_all": default_row(all_a, all_u),
-            "chosen_all": as_row(chosen, all_rates[chosen_i], base),
+            "chosen_all": chosen_row(all_rates, all_a, all_u),
         },
         "resampled": resampled,
         "answer_precision_all": answer_precision(grid, all_rates),
@@ -367,7 +463,8 @@ def resample(grid: ThresholdGrid, default_codes: np.ndarray, na: int, nu: int, u
         cal_a, test_a = halves(na, rng)
         cal_u, test_u = halves(nu, rng)
         cal_u, test_u = cal_u + na, test_u + na
-        k = grid.pick(rates_of(grid.codes, cal_a, cal_u), utility, args.max_false_answers)
+        k = grid.pick(rates_of(grid.codes, cal_a, cal_u), utility, args.max_false_answers, args.max_wrong_share,
+                      (len(cal_a), len(cal_u)))
         picked.append(grid.keys[k])
         test_pick.append(float(utility.vector(rates_of(grid.codes[k : k + 1], test_a, test_u))[0]))
         test_default.append(float(utility.vector(rates_of(default_codes, test_a, test_u))[0]))
@@ -458,8 +555,8 @@ def histogram(answerable: Sequence[float], unanswerable: Sequence[float], width:
 # --- part B: public FAQ sets ----------------------------------------------------------------------------
 
 
-def faq_eval(encoder: Any, name: str, data_dir: Path, thresholds: dict[str, tuple[float, float, float]]
-             ) -> dict[str, Any]:
+def faq_eval(encoder: Any, name: str, data_dir: Path, thresholds: dict[str, tuple[float, float, float]],
+             weights: Any = None, before_thresholds: tuple[float, float, float] | None = None) -> dict[str, Any]:
     """Recall@1/@5 of one public FAQ set, indexed as articles (question = title, answer = body)."""
     from domain.models import Article
     from knowledge_index.vector_index import ExactIndex
@@ -480,16 +577,27 @@ def faq_eval(encoder: Any, name: str, data_dir: Path, thresholds: dict[str, tupl
     for q, v in zip(queries, query_vecs, strict=True):
         hits = index.search(v, SEARCH_K)
         ranked.append(Ranked(q, tuple(faqs[i]["faq_id"] for i, _ in hits), tuple(s for _, s in hits)))
-    out["variants"]["question"] = summarize_faq(ranked, thresholds)
+    out["variants"]["question"] = summarize_faq(ranked, thresholds)  # dense only: no KnowledgeBase here
+
+    from knowledge_index.fusion import RetrievalWeights
 
     for variant, bodies in variants.items():
-        with knowledge_base(encoder) as kb:
+        with knowledge_base(encoder, weights) as kb:
             for f in tqdm(faqs, desc=f"{name}: index {variant}", unit="faq", leave=False):
                 kb.upsert(Article(id=f["faq_id"], title=" ".join(f["question"].split())[:300],
                                   body=bodies[f["faq_id"]].strip() or f["question"]), save=False)
             chunks = kb.chunk_count()
-            ranked = rank_queries(kb, encoder, queries, f"{name} {variant}")
-        out["variants"][variant] = {**summarize_faq(ranked, thresholds), "chunks": chunks}
+            ranked = rank_queries(kb, encoder, queries, f"{name} {variant}", vectors=query_vecs)
+            latency = search_latency(kb, queries, query_vecs, rounds=1)
+            configured = kb.weights
+            kb.weights = RetrievalWeights(title=0.0, lexical=0.0)
+            before = rank_queries(kb, encoder, queries, f"{name} {variant}", vectors=query_vecs)
+            latency_dense = search_latency(kb, queries, query_vecs, rounds=1)
+            kb.weights = configured
+        out["variants"][variant] = {**summarize_faq(ranked, thresholds), "chunks": chunks,
+                                    "search_latency": {"configured": latency, "dense_only": latency_dense}}
+        if before_thresholds is not None:
+            out["variants"][variant]["before"] = summarize_faq(before, {"before": before_thresholds})
     out["tfidf_floor"] = {k: {"@1": v[0], "@5": v[1]} for k, v in TFIDF_FLOORS.get(name, {}).items()}
     return out
 
@@ -626,6 +734,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=float, default=0.025)
     p.add_argument("--margins", default="0,0.02,0.04,0.06,0.08,0.1,0.12,0.14,0.16",
                    help="answer margins in the grid")
+    p.add_argument("--title-weight", type=float, help="retrieval title weight (default: the product's)")
+    p.add_argument("--lexical-weight", type=float, help="retrieval lexical weight (default: the product's)")
+    p.add_argument("--before-thresholds", default="0.55/0.4/0.02",
+                   help="answer/suggest/margin shipped with the dense-only ranking (the 'before' rows)")
+    p.add_argument("--max-wrong-share", type=float, default=0.03,
+                   help="eligible threshold sets give at most this share of wrong answers among their answers "
+                        "(calibration half)")
     p.add_argument("--max-false-answers", type=float, default=1.0,
                    help="eligible threshold sets answer at most this share of unanswerable calibration questions")
     p.add_argument("--unanswerable-share", type=float, default=0.25,
@@ -673,7 +788,9 @@ def main(argv: list[str] | None = None) -> int:
         thresholds["proposal"] = (a, s, m)
     for name in ("stackfaq", "covidfaq"):
         if name in parts:
-            result[name] = faq_eval(encoder, name, args.data_dir / name, thresholds)
+            before_key = tuple(float(x) for x in args.before_thresholds.split("/"))
+            result[name] = faq_eval(encoder, name, args.data_dir / name, thresholds, weights_of(args),
+                                    before_key)  # type: ignore[arg-type]
             print_faq(name, result[name])
     shutil.rmtree(cache, ignore_errors=True)
     if not args.no_write:

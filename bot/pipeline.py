@@ -126,7 +126,7 @@ class TurnPipeline:
         ), vector=vector)
         team = self.router.team_for(intent.intent)
         triage = Triage(intent, urgency, team)
-        hits = tuple(self.retriever.search(vector, self.search_k))
+        hits = tuple(self.retriever.search(vector, self.search_k, text=inbound.text))
         decision = decide(DecisionInput(
             conversation_status=ConversationStatus(conversation.status),
             intent=intent,

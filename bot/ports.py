@@ -55,9 +55,12 @@ class ConversationStore(Protocol):
 
 
 class Retriever(Protocol):
-    """Knowledge-base search over an already encoded query (``knowledge_index.KnowledgeBase``)."""
+    """Knowledge-base search over an already encoded query (``knowledge_index.KnowledgeBase``).
 
-    def search(self, query: np.ndarray, k: int = 8) -> list[SearchHit]: ...
+    ``text`` is the query as typed: its words are part of the evidence (scores are calibrated with it).
+    """
+
+    def search(self, query: np.ndarray, k: int = 8, text: str | None = None) -> list[SearchHit]: ...
 
 
 class QueryEncoder(Protocol):

@@ -9,6 +9,7 @@ import pytest
 
 from domain.models import Article
 from knowledge_index.encoder import HashEncoder
+from knowledge_index.fusion import RetrievalWeights
 from knowledge_index.importer import import_folder
 from knowledge_index.knowledge_base import KnowledgeBase, UpsertStatus
 from knowledge_index.vector_index import load_index
@@ -138,3 +139,79 @@ def test_the_demo_help_center_imports_cleanly(repo: SqlArticleRepository, tmp_pa
     sections = {a.id.split("-")[0] for a in repo.list_articles()}
     assert {"billing", "account", "playback", "devices", "privacy", "safety"} <= sections
     assert repo.count_articles() >= 40
+
+
+def _hit_table(kb: KnowledgeBase, queries: list[str]) -> list[list[tuple[str, int, float]]]:
+    return [[(h.article_id, h.chunk_id, round(h.score, 5)) for h in kb.search_text(q, 5)] for q in queries]
+
+
+@pytest.mark.parametrize("kind", ["faiss", "exact"])
+def test_all_indexes_follow_add_update_delete_and_agree_with_a_rebuild(repo: SqlArticleRepository, tmp_path: Path,
+                                                                       kind: str) -> None:
+    kb = _kb(repo, tmp_path, kind)
+    kb.sync()
+    kb.upsert(_article("pay", "Payment methods", "add a credit card", "remove paypal"))
+    kb.upsert(_article("speaker", "Smart speakers", "pair a sonos speaker"))
+    kb.upsert(_article("gift", "Gift cards", "redeem a gift card code"))
+    kb.upsert(_article("pay", "Payment methods", "add a gift card balance"))  # update: new chunks, new words
+    kb.upsert(Article(id="speaker", title="Speakers and TVs", body="Cast to a TV.", tags=("devices", "tv")))
+    kb.delete("gift")
+
+    chunks = repo.all_chunks()
+    first_chunk = {}
+    for chunk, _ in sorted(chunks, key=lambda row: (row[0].article_id, row[0].ordinal)):
+        first_chunk.setdefault(chunk.article_id, chunk.id)
+    assert kb.index.ids() == {c.id for c, _ in chunks}
+    assert kb.title_index.ids() == set(first_chunk.values())
+    assert kb.lexical.keys() == {"pay", "speaker"}
+    # Stale words are gone and new ones are in: "paypal" and "sonos" only lived in replaced versions.
+    assert kb.lexical.document_frequency("paypal") == 0 and kb.lexical.document_frequency("sonos") == 0
+    assert kb.lexical.document_frequency("tv") == 1
+
+    rebuilt = KnowledgeBase(repo, HashEncoder(64), tmp_path / "fresh-index", kind)
+    report = rebuilt.sync()
+    assert report.rebuilt and report.titles_encoded == 2
+    queries = ["gift card balance", "remove paypal", "cast to a tv", "sonos speaker", "credit card"]
+    assert _hit_table(kb, queries) == _hit_table(rebuilt, queries)
+
+
+def test_sync_builds_title_vectors_for_an_index_saved_before_they_existed(repo: SqlArticleRepository,
+                                                                          tmp_path: Path) -> None:
+    kb = _kb(repo, tmp_path)
+    kb.upsert(_article("a", "Alpha", "alpha text"))
+    kb.upsert(_article("b", "Beta", "beta text"))
+    for path in (tmp_path / "index" / "titles").iterdir():
+        path.unlink()
+    reopened = _kb(repo, tmp_path)
+    report = reopened.sync()
+    assert report.titles_encoded == 2 and report.encoded == 0
+    assert len(reopened.title_index) == 2 and reopened.lexical.keys() == {"a", "b"}
+    assert load_index("faiss", tmp_path / "index" / "titles", 64, "hash-64") is not None
+
+
+def test_lexical_evidence_decides_between_close_articles(repo: SqlArticleRepository, tmp_path: Path) -> None:
+    kb = _kb(repo, tmp_path)
+    kb.upsert(Article(id="connect", title="Play on other devices", body="Pick a speaker from the list of devices."))
+    kb.upsert(Article(id="os", title="Supported devices", body="The list of devices and systems we support. Sonos "
+                                                                 "speakers need the latest firmware."))
+    words_only = KnowledgeBase(repo, HashEncoder(64), tmp_path / "index", weights=RetrievalWeights(0.0, 1.0))
+    words_only.sync()
+    hits = words_only.search_text("sonos", 2)
+    assert [h.article_id for h in hits] == ["os", "connect"]
+    assert [h.score for h in hits] == [pytest.approx(1.0), pytest.approx(0.0)]
+    # Without the query text there is no lexical evidence: the score is the dense one alone.
+    vector = words_only.encoder.encode(["sonos"])[0]
+    no_text = words_only.search(vector, 2)
+    dense = KnowledgeBase(repo, HashEncoder(64), tmp_path / "index", weights=RetrievalWeights(0.0, 0.0))
+    dense.sync()
+    assert [(h.article_id, h.score) for h in no_text] == [(h.article_id, h.score) for h in dense.search(vector, 2)]
+
+
+def test_the_title_vector_carries_title_and_tags(repo: SqlArticleRepository, tmp_path: Path) -> None:
+    titles_only = KnowledgeBase(repo, HashEncoder(64), tmp_path / "index", weights=RetrievalWeights(1.0, 0.0))
+    titles_only.upsert(Article(id="refund", title="Refunds", body="Money back within 14 days.", tags=("billing",)))
+    titles_only.upsert(Article(id="cancel", title="Cancel", body="Refunds are not given for part months."))
+    top = titles_only.search_text("refunds billing", 2)
+    assert top[0].article_id == "refund"
+    expected = float(HashEncoder(64).encode(["Refunds (billing)"])[0] @ HashEncoder(64).encode(["refunds billing"])[0])
+    assert top[0].score == pytest.approx(expected, abs=1e-5)

@@ -81,7 +81,7 @@ class ScriptedRetriever:
                      SearchHit("devices-limit", "Download devices", 22, "Limit", "Five devices.", 0.45)),
     })
 
-    def search(self, query: np.ndarray, k: int = 8) -> list[SearchHit]:
+    def search(self, query: np.ndarray, k: int = 8, text: str | None = None) -> list[SearchHit]:
         self.calls += 1
         if self.fail:
             raise RuntimeError(self.failure_message)
@@ -101,7 +101,7 @@ class TextAwareRetriever(ScriptedRetriever):
         super().__init__()
         self.encoder = encoder
 
-    def search(self, query: np.ndarray, k: int = 8) -> list[SearchHit]:
+    def search(self, query: np.ndarray, k: int = 8, text: str | None = None) -> list[SearchHit]:
         super().search(query, k)
         return self.for_text(self.encoder.last)[:k]
 
