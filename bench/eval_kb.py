@@ -259,10 +259,10 @@ class ThresholdGrid:
         ~60 answerable and 15 unanswerable questions. Points answering more than ``max_false_answers`` of
         the unanswerable questions are not eligible. With ``max_wrong_share`` below 1, the answer rule comes
         first: only points whose wrong answers (to answerable questions with the wrong article, or to
-        unanswerable ones) are at most that share of the answers given, counted over ``counts`` =
-        (answerable, unanswerable) questions, both at the point and averaged over its neighbours, are
-        eligible; of those, the ones answering the most questions right; of those, the best utility. Ties go
-        to the lowest (answer, suggest, margin).
+        unanswerable ones), counted over ``counts`` = (answerable, unanswerable) questions, are at most that
+        share of the answers given or a single one, are eligible; of those, the ones answering the most
+        questions right (averaged over the neighbours); of those, the best utility. Ties go to the lowest
+        (answer, suggest, margin).
         """
         util = utility.vector(rates)
         smooth = np.array([util[n].mean() for n in self.neighbours])
@@ -272,10 +272,13 @@ class ThresholdGrid:
         # Two stages. The answer rule: the most questions answered right among the points whose wrong share,
         # averaged over the neighbours like the utility, meets the target. Then, among the points with that
         # answer rate, the suggest threshold with the best utility.
-        wrong = wrong_share(rates, *counts)
-        smooth_wrong = np.array([wrong[n].mean() for n in self.neighbours])
+        n_a, n_u = counts
+        wrong = n_a * rates[:, 1] + n_u * rates[:, 5]
+        given = n_a * (rates[:, 0] + rates[:, 1]) + n_u * rates[:, 5]
         smooth_right = np.array([rates[n, 0].mean() for n in self.neighbours])
-        eligible = (smooth_wrong <= max_wrong_share + 1e-9) & (wrong <= max_wrong_share + 1e-9) & np.isfinite(smooth)
+        # A half of the demo set cannot tell 3 % from 0 %: one wrong answer among 20 is 5 %. So the target is
+        # "at most max_wrong_share of the answers, or a single wrong answer".
+        eligible = (wrong <= np.maximum(max_wrong_share * given, 1.0) + 1e-6) & np.isfinite(smooth)
         if not eligible.any():
             return int(np.argmax(smooth))
         best = smooth_right[eligible].max()
@@ -456,6 +459,8 @@ def resample(grid: ThresholdGrid, default_codes: np.ndarray, na: int, nu: int, u
         return {}
     picked: list[tuple[float, float, float]] = []
     test_pick, test_default, test_fixed = [], [], []
+    test_wrong: list[float] = []
+    test_right: list[float] = []
     fixed = [tuple(float(x) for x in c.split("/")) for c in args.candidates.split(",")] if args.candidates else []
     fixed_codes = [grid.codes_for(c) for c in fixed]  # type: ignore[arg-type]
     for i in tqdm(range(args.resamples), desc="resampled splits", unit="split", leave=False):
@@ -466,6 +471,9 @@ def resample(grid: ThresholdGrid, default_codes: np.ndarray, na: int, nu: int, u
         k = grid.pick(rates_of(grid.codes, cal_a, cal_u), utility, args.max_false_answers, args.max_wrong_share,
                       (len(cal_a), len(cal_u)))
         picked.append(grid.keys[k])
+        on_test = rates_of(grid.codes[k : k + 1], test_a, test_u)
+        test_wrong.append(float(wrong_share(on_test, len(test_a), len(test_u))[0]))
+        test_right.append(float(on_test[0, 0]))
         test_pick.append(float(utility.vector(rates_of(grid.codes[k : k + 1], test_a, test_u))[0]))
         test_default.append(float(utility.vector(rates_of(default_codes, test_a, test_u))[0]))
         test_fixed.append([float(utility.vector(rates_of(c, test_a, test_u))[0]) for c in fixed_codes])
@@ -484,6 +492,8 @@ def resample(grid: ThresholdGrid, default_codes: np.ndarray, na: int, nu: int, u
         "test_utility_of_pick": stats(test_pick),
         "test_utility_of_defaults": stats(test_default),
         "pick_beats_defaults_share": round(float(np.mean(np.asarray(test_pick) > np.asarray(test_default))), 3),
+        "test_wrong_of_answered_of_pick": stats(test_wrong),
+        "test_answered_correct_of_pick": stats(test_right),
         "candidates": [{"answer_threshold": c[0], "suggest_threshold": c[1], "answer_margin": c[2],
                         "all": as_row(c, rates_of(fixed_codes[j], np.arange(na), np.arange(na, na + nu))[0],
                                       utility),  # type: ignore[arg-type]
@@ -677,6 +687,10 @@ def print_demo(d: dict[str, Any]) -> None:
         print(f"\nresampled: {r['splits']} random half/half splits, pick on one half, score on the other")
         print(f"  test utility of the pick      mean {r['test_utility_of_pick']['mean']:.3f} "
               f"(sd {r['test_utility_of_pick']['sd']:.3f}); beats the defaults in {r['pick_beats_defaults_share']:.0%}")
+        print(f"  wrong share of the pick's answers on the test half: mean "
+              f"{r['test_wrong_of_answered_of_pick']['mean']:.3f}, "
+              f"p90 {r['test_wrong_of_answered_of_pick']['p90']:.3f}; "
+              f"answered right {r['test_answered_correct_of_pick']['mean']:.3f}")
         print(f"  test utility of the defaults  mean {r['test_utility_of_defaults']['mean']:.3f} "
               f"(sd {r['test_utility_of_defaults']['sd']:.3f})")
         for cand in r["candidates"]:
@@ -747,11 +761,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of unanswerable questions assumed in real traffic (weights the utility)")
     p.add_argument("--resamples", type=int, default=200, help="random splits for the stability check (0: skip)")
     p.add_argument("--candidates",
-                   default="0.55/0.3/0.02,0.55/0.4/0.1,0.55/0.3/0.1,0.55/0.35/0.1,0.5/0.3/0.1,0.35/0.325/0.12,"
-                           "0.725/0.3/0",
+                   default="0.55/0.4/0.02,0.525/0.3/0.06,0.525/0.325/0.06,0.5/0.3/0.06,0.55/0.3/0.06,"
+                           "0.525/0.3/0.04,0.525/0.3/0.08,0.325/0.325/0.14",
                    help="fixed answer/suggest/margin sets scored on every resampled test half")
-    p.add_argument("--proposal", default="0.55/0.3/0.1",
-                   help="answer/suggest/margin proposed in docs/benchmarks.md, also scored on the FAQ sets")
+    p.add_argument("--proposal", default="",
+                   help="answer/suggest/margin to score on the FAQ sets besides the defaults and the pick")
     p.add_argument("--output", type=Path, help="result JSON (default bench/results/eval_kb-<timestamp>.json)")
     p.add_argument("--no-write", action="store_true", help="print only")
     return p

@@ -14,15 +14,20 @@ from knowledge_index.rwlock import ReadWriteLock
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
 # Function words and chat filler: they carry no topic, and in a query they would only dilute the coverage.
-STOPWORDS = frozenset("""
-a about above after again against all am an and any are as at be because been before being below between both
-but by can could did do does doing don down during each few for from further had has have having he her here
-hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off
-on once only or other our ours ourselves out over own same she should so some such than that the their theirs
-them themselves then there these they this those through to too under until up very was we were what when where
-which while who whom why will with would you your yours yourself yourselves s t d ll m re ve didn doesn isn wasn
-aren cant im ive get got want wanted need please pls hi hello thanks thank also still even really
-""".split())
+STOPWORDS = frozenset([
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be",
+    "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do",
+    "does", "doing", "don", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have",
+    "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into",
+    "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of",
+    "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she",
+    "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then",
+    "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was",
+    "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you",
+    "your", "yours", "yourself", "yourselves", "s", "t", "d", "ll", "m", "re", "ve", "didn", "doesn", "isn",
+    "wasn", "aren", "cant", "im", "ive", "get", "got", "want", "wanted", "need", "please", "pls", "hi", "hello",
+    "thanks", "thank", "also", "still", "even", "really"
+])
 _STEMMER = snowballstemmer.stemmer("english")
 
 
