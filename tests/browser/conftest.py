@@ -24,9 +24,11 @@ from pydantic import SecretStr
 
 from knowledge_index.encoder import Encoder
 from server import create_app
-from settings import AuthSettings
+from settings import AuthSettings, DeliverySettings, TelegramSettings
 from tests.browser.helpers import DeskApi
 from tests.conftest import make_settings
+from tests.fakes.runner import serve_in_thread
+from tests.fakes.telegram_api import FakeTelegram
 
 REQUIRE_ENV = "FRONTDESK_REQUIRE_BROWSER"
 CHROMIUM_ARGS = [
@@ -36,6 +38,8 @@ CHROMIUM_ARGS = [
 SERVER_START_TIMEOUT_S = 120.0  # MiniLM encodes the whole demo knowledge base during startup
 EXPECT_TIMEOUT_MS = 15_000  # a bot turn runs the encoder, the classifier and the index on a CPU
 ADMIN_PASSWORD = "browser-admin-password"  # the bootstrap admin of the live server
+TELEGRAM_SECRET = "browser_webhook-secret"  # the live server's Telegram webhook secret
+DELIVERY_RETRY_SECONDS = 3600.0  # no automatic retry while a test runs
 CONSOLE_VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 
 
@@ -74,10 +78,32 @@ def chromium_browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory, minilm: Encoder) -> Iterator[str]:
-    """The real app under uvicorn on 127.0.0.1 with a free port; yields its base URL."""
-    settings = make_settings(tmp_path_factory.mktemp("browser"),
-                             auth=AuthSettings(bootstrap_admin_password=SecretStr(ADMIN_PASSWORD)))
+def fake_telegram() -> Iterator[FakeTelegram]:
+    """A fake Telegram Bot API on loopback: the live server's Telegram channel talks to it."""
+    fake = FakeTelegram()
+    with serve_in_thread(fake.app, "browser-fake-telegram") as url:
+        fake.base_url = url
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, minilm: Encoder, fake_telegram: FakeTelegram,
+                ) -> Iterator[str]:
+    """The real app under uvicorn on 127.0.0.1 with a free port; yields its base URL.
+
+    Telegram is enabled against ``fake_telegram`` (webhook secret ``TELEGRAM_SECRET``); failed deliveries
+    are retried only after ``DELIVERY_RETRY_SECONDS``, so a test sees them fail and retries them by hand.
+    """
+    settings = make_settings(
+        tmp_path_factory.mktemp("browser"),
+        auth=AuthSettings(bootstrap_admin_password=SecretStr(ADMIN_PASSWORD)),
+        telegram=TelegramSettings(enabled=True, bot_token=SecretStr(fake_telegram.token),
+                                  webhook_secret=SecretStr(TELEGRAM_SECRET),
+                                  api_base_url=f"{fake_telegram.base_url}/bot",
+                                  file_base_url=f"{fake_telegram.base_url}/file/bot"),
+        delivery=DeliverySettings(poll_seconds=0.2, retry_base_seconds=DELIVERY_RETRY_SECONDS,
+                                  retry_max_seconds=DELIVERY_RETRY_SECONDS),
+    )
     app = create_app(settings, encoder=minilm)
     # ws="none": no WebSocket library is imported (the app has no WebSocket routes); loop="asyncio":
     # a plain event loop in the worker thread.

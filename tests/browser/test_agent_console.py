@@ -3,15 +3,17 @@ queue filters, every action on a handoff, delivery retries, escaping and the liv
 
 from __future__ import annotations
 
-import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import TELEGRAM_SECRET
 from tests.browser.helpers import DeskApi, log_in, open_handoff, queue_item
+from tests.fakes.telegram_api import FakeTelegram
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -159,41 +161,36 @@ def test_notes_intent_transfer_escalate_reopen(new_page: Callable[[], Page], des
     expect(console.get_by_test_id("send-reply")).to_be_enabled()
 
 
-def test_an_undelivered_agent_message_can_be_retried(new_page: Callable[[], Page], desk_api: DeskApi) -> None:
+def test_an_undelivered_agent_message_is_shown_kept_and_retried(
+        new_page: Callable[[], Page], desk_api: DeskApi, fake_telegram: FakeTelegram) -> None:
+    """A Telegram customer; the Bot API refuses the agent's reply; the console shows it; Retry delivers it."""
     ann = desk_api.staff("agent", "Ann Agent")
-    _, handoff_id = desk_api.handoff("Kim")
+    chat = 700_000 + uuid.uuid4().int % 100_000
+    name = f"Tele {uuid.uuid4().hex[:6]}"
+    update = {"update_id": chat, "message": {
+        "message_id": 1, "date": int(time.time()), "chat": {"id": chat, "type": "private", "first_name": name},
+        "from": {"id": chat, "is_bot": False, "first_name": name}, "text": "I want to talk to a real person"}}
+    webhook = desk_api.http.post("/telegram/webhook", json=update,
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET})
+    assert webhook.status_code == 200, webhook.text
+    fake_telegram.wait_sent(str(chat))  # the handoff notice reached the customer
+    (handoff,) = [h for h in desk_api.get("/api/handoffs?with_context=true")
+                  if h["channel"] == "telegram" and h["context"]["customer"]["display_name"] == name]
+    fake_telegram.log.fail_next("sendMessage", 1, status=400, reason="Bad Request: chat not found")
+
     console = new_page()
-    retried: list[str] = []
-
-    # Web chat never needs delivering, so the agent's message is shown as a failed Telegram delivery.
-    def undelivered(route: Route) -> None:
-        response = route.fetch()
-        detail = response.json()
-        for message in detail["transcript"]:
-            if message["sender"] == "agent":
-                message.update(delivery_status="failed", delivery_error="telegram: chat not found")
-        route.fulfill(response=response, body=json.dumps(detail))
-
-    def retry(route: Route) -> None:
-        retried.append(route.request.url)
-        route.fulfill(status=200, content_type="application/json", body=json.dumps({
-            "id": 1, "sender": "agent", "text": "x", "created_at": "2026-01-01T00:00:00Z",
-            "delivery_status": "pending"}))
-
-    console.route(re.compile(rf"/api/handoffs/{handoff_id}$"), undelivered)
-    console.route(re.compile(r"/api/messages/\d+/retry-delivery$"), retry)
     log_in(console, ann)
-    open_handoff(console, handoff_id)
+    open_handoff(console, handoff["id"])
     console.get_by_label("Reply to the customer").fill("Are you still there?")
     console.get_by_test_id("send-reply").click()
     message = console.locator("[data-testid='transcript-message'][data-sender='agent']")
-    expect(message.get_by_test_id("undelivered")).to_have_text("undelivered: telegram: chat not found")
-    message_id = message.get_attribute("data-message-id")
-    with console.expect_request(re.compile(r"/retry-delivery$")) as request:
-        message.get_by_role("button", name="Retry").click()
-    assert request.value.method == "POST"
-    assert request.value.url.endswith(f"/api/messages/{message_id}/retry-delivery")
-    assert retried == [request.value.url]
+    expect(message.get_by_test_id("undelivered")).to_contain_text("chat not found", ignore_case=True)
+    assert [c.params["text"] for c in fake_telegram.sent(str(chat))][-1] != "Are you still there?"
+
+    message.get_by_role("button", name="Retry").click()
+    expect(message.get_by_test_id("undelivered")).to_have_count(0)
+    delivered = fake_telegram.wait_sent(str(chat), count=2)
+    assert delivered[-1].params["text"].endswith("Are you still there?")
     expect(console.get_by_test_id("action-error")).to_be_hidden()
 
 
