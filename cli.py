@@ -1,4 +1,4 @@
-"""The ``frontdesk`` command line: serve, import articles, train, manage staff users, search."""
+"""The ``frontdesk`` command line: serve, import articles, train, evaluate, manage staff users, search."""
 
 from __future__ import annotations
 
@@ -50,6 +50,23 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the intent classifier from the configured nlu.yml")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="train intent methods on a labelled set's train split, score its test split")
+    p.add_argument("data", type=Path, help="JSONL (text, label, split; label 'oos' = out of scope) or a Rasa nlu.yml")
+    p.add_argument("--test", type=Path, action="append", default=[],
+                   help="labelled JSONL or nlu.yml used as the test set instead of the data's test split (repeatable)")
+    p.add_argument("--oos-test", type=Path, action="append", default=[],
+                   help="JSONL of out-of-scope messages (only 'text' needed) added to the test set (repeatable)")
+    p.add_argument("--method", action="append", choices=["linear", "knn", "ensemble"],
+                   help="intent head to evaluate (repeat to compare; default: nlu.method); the first one is plotted")
+    p.add_argument("--out", type=Path, help="report folder (default: <data_dir>/reports/<data>-<time>)")
+    p.add_argument("--cache-dir", type=Path, default=Path("data-cache"), help="encoded vectors (default data-cache)")
+    p.add_argument("--no-valid-split", action="store_true",
+                   help="train on a 'valid' split too and calibrate on folds of train instead")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="held out as test when there is no test split")
+    p.add_argument("--latency-samples", type=int, default=200, help="test messages timed one by one (default 200)")
+    p.add_argument("--seed", type=int, default=13)
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("train-urgency", help="train the urgency model from labelled tickets (JSONL: text, priority)")
     p.add_argument("tickets", type=Path, help="one JSON object a line with 'text' and 'priority' (low/medium/high)")
@@ -122,16 +139,33 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _train(settings: Settings, _: argparse.Namespace) -> int:
-    from nlu.intent import OutOfScopeRule
     from nlu.training import load_or_train
-    from wiring import build_encoder
+    from wiring import build_encoder, intent_fit_config
 
-    model = load_or_train(
-        Path(settings.nlu.training_data), build_encoder(settings), settings.model_dir,
-        OutOfScopeRule(settings.nlu.out_of_scope_threshold, settings.nlu.out_of_scope_similarity),
-        settings.nlu.min_examples_per_intent, progress=True,
-    )
-    print(f"intent model {model.version}: {len(model.intents)} intents")
+    model = load_or_train(Path(settings.nlu.training_data), build_encoder(settings), settings.model_dir,
+                          intent_fit_config(settings), settings.nlu.min_examples_per_intent, progress=True)
+    print(f"intent model {model.version}: {len(model.intents)} intents, {model.method} head, "
+          f"out-of-scope threshold {model.oos.threshold:.3f} ({model.oos.rule})")
+    return 0
+
+
+def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from nlu.eval_report import format_summary, write_report
+    from nlu.evaluation import EvaluationPlan, evaluate
+    from wiring import build_encoder, intent_fit_config
+
+    methods = tuple(args.method or [settings.nlu.method])
+    plan = EvaluationPlan(args.data, tuple(args.test), tuple(args.oos_test), methods,
+                          use_valid_split=not args.no_valid_split, test_fraction=args.test_fraction,
+                          latency_samples=args.latency_samples, seed=args.seed)
+    report, gold, predicted = evaluate(plan, build_encoder(settings), intent_fit_config(settings), args.cache_dir,
+                                       settings.nlu.min_examples_per_intent, progress=True)
+    out = args.out or settings.data_dir / "reports" / f"{args.data.stem}-{dt.datetime.now():%Y%m%dT%H%M%S}"
+    paths = write_report(report, gold, predicted, out)
+    print(format_summary(report))
+    print("report: " + ", ".join(str(p) for p in paths))
     return 0
 
 

@@ -58,11 +58,22 @@ class NluSettings(BaseModel):
     training_data: str = str(DEMO_DIR / "nlu" / "nlu.yml")
     domain_file: str = str(DEMO_DIR / "nlu" / "domain.yml")
     teams_file: str = str(DEMO_DIR / "teams.yml")
-    # Below this probability the message is treated as out of scope.
+    # The Rasa backend only: below this Rasa confidence a message is out of scope (our model learns its own).
     out_of_scope_threshold: float = Field(default=0.35, ge=0, le=1)
-    # Cosine similarity to the nearest training example below which the message is out of scope.
-    out_of_scope_similarity: float = Field(default=0.40, ge=-1, le=1)
     min_examples_per_intent: int = Field(default=2, ge=1)
+    # The head on frozen MiniLM vectors; docs/nlu-evaluation.md compares them (and a fine-tuned encoder).
+    method: Literal["linear", "knn", "ensemble"] = "ensemble"
+    # Calibration and thresholds are chosen on held-out predictions from this many folds of the training data.
+    validation_folds: int = Field(default=5, ge=2, le=20)
+    # Out of scope, learned per model: with in-scope data only, the threshold that calls this share of
+    # held-out in-scope messages out of scope; with trainers' out-of-scope examples, the best-F1 threshold
+    # that stays within max_false_oos_rate. oos_threshold_override fixes the calibrated-probability threshold.
+    target_false_oos_rate: float = Field(default=0.03, gt=0, lt=0.5)
+    max_false_oos_rate: float = Field(default=0.05, gt=0, lt=1)
+    oos_threshold_override: float | None = Field(default=None, ge=0, le=1)
+    # A prediction is ambiguous when its top-2 margin is below the margin from which held-out predictions
+    # were right at least this often.
+    ambiguity_target_accuracy: float = Field(default=0.90, gt=0, le=1)
 
 
 class RasaSettings(BaseModel):
@@ -172,7 +183,8 @@ class TrainerSettings(BaseModel):
 
     # A prediction below this confidence, or with a top-2 margin below ambiguous_margin, goes to the inbox.
     low_confidence: float = Field(default=0.5, ge=0, le=1)
-    ambiguous_margin: float = Field(default=0.15, ge=0, le=1)
+    # None: the serving model's own margin, learned on validation data (nlu.ambiguity_target_accuracy).
+    ambiguous_margin: float | None = Field(default=None, ge=0, le=1)
     # Share of the training data held out to evaluate each retrained candidate.
     heldout_fraction: float = Field(default=0.1, ge=0, le=0.5)
     # Inbox messages at least this similar (cosine) are grouped into one cluster.

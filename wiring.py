@@ -26,8 +26,9 @@ from knowledge_index.encoder import Encoder, load_encoder
 from knowledge_index.importer import import_folder
 from knowledge_index.fusion import RetrievalWeights
 from knowledge_index.knowledge_base import KnowledgeBase
-from nlu.intent import LinearIntentClassifier, OutOfScopeRule
-from nlu.model_factory import LinearModelFactory
+from nlu.fitting import FitConfig
+from nlu.intent import IntentModel
+from nlu.model_factory import IntentModelFactory
 from nlu.rasa_backend import RasaIntentClassifier
 from nlu.rasa_domain import load_responses
 from nlu.retrain import TrainerLoop
@@ -62,7 +63,7 @@ class Services:
     articles: SqlArticleRepository
     encoder: BatchingEncoder
     knowledge: KnowledgeBase
-    classifier: LinearIntentClassifier
+    classifier: IntentModel
     teams: TeamsConfig
     composer: ReplyComposer
     pipeline: TurnPipeline
@@ -183,8 +184,7 @@ def build_services(settings: Settings, encoder: Encoder | None = None, progress:
         search_k=settings.knowledge.search_k,
     )
     trainer_store = TrainerStore(db)
-    factory = LinearModelFactory(batching, inner.name, settings.model_dir, OutOfScopeRule(
-        settings.nlu.out_of_scope_threshold, settings.nlu.out_of_scope_similarity))
+    factory = IntentModelFactory(batching, inner.name, settings.model_dir, intent_fit_config(settings))
     serving = _serving_model(trainer_store, factory, classifier)
     pipeline.classifier = serving
     desk.intents = frozenset(serving.intents)
@@ -214,21 +214,28 @@ def build_services(settings: Settings, encoder: Encoder | None = None, progress:
     return services
 
 
-def _intent_model(settings: Settings, encoder: Encoder, progress: bool) -> LinearIntentClassifier:
+def intent_fit_config(settings: Settings) -> FitConfig:
+    """How intent models are fitted (settings.nlu)."""
+    nlu = settings.nlu
+    return FitConfig(method=nlu.method, folds=nlu.validation_folds, target_false_oos=nlu.target_false_oos_rate,
+                     max_false_oos=nlu.max_false_oos_rate, oos_threshold=nlu.oos_threshold_override,
+                     ambiguity_target_accuracy=nlu.ambiguity_target_accuracy)
+
+
+def _intent_model(settings: Settings, encoder: Encoder, progress: bool) -> IntentModel:
     """Train or load the intent model; with broken training data, keep serving the last good model."""
-    oos = OutOfScopeRule(settings.nlu.out_of_scope_threshold, settings.nlu.out_of_scope_similarity)
     try:
-        return load_or_train(Path(settings.nlu.training_data), encoder, settings.model_dir, oos,
-                             settings.nlu.min_examples_per_intent, progress=progress)
+        return load_or_train(Path(settings.nlu.training_data), encoder, settings.model_dir,
+                             intent_fit_config(settings), settings.nlu.min_examples_per_intent, progress=progress)
     except (SourceFileError, ValidationError) as e:
-        fallback = LinearIntentClassifier.latest(settings.model_dir, oos)
+        fallback = IntentModel.latest(settings.model_dir)
         if fallback is None:
             raise ConfigurationError(f"cannot train the intent model: {e}") from e
         log.error("training data refused (%s); serving the previous intent model %s", e, fallback.version)
         return fallback
 
 
-def _serving_model(store: TrainerStore, factory: LinearModelFactory, startup: Any) -> Any:
+def _serving_model(store: TrainerStore, factory: IntentModelFactory, startup: Any) -> Any:
     """The model to serve: the one trainers activated, unless the training file changed since.
 
     The model built at startup from the configured training data is registered as a version; it becomes

@@ -47,7 +47,9 @@ def decide(inp: DecisionInput, policy: PolicySettings) -> Decision:
     a person takes over; an in-scope question with no article is handed off (or clarified, if so set).
     """
     intent = inp.intent
-    confident = intent.intent is not None and intent.confidence >= policy.intent_confidence_threshold
+    # An ambiguous prediction (top-2 margin below the model's validated one) is not trusted either.
+    confident = (intent.intent is not None and not intent.ambiguous
+                 and intent.confidence >= policy.intent_confidence_threshold)
     if inp.conversation_status != ConversationStatus.BOT:
         return Decision(DecisionKind.WAIT_FOR_AGENT, detail="a human agent owns this conversation")
     if inp.human_requested or (confident and intent.intent in policy.human_request_intents):
@@ -74,6 +76,9 @@ def decide(inp: DecisionInput, policy: PolicySettings) -> Decision:
         if inp.previous_misses >= policy.clarify_before_handoff:
             return Decision(DecisionKind.HANDOFF, reason,
                             f"not understood {inp.previous_misses + 1} times in a row")
+        if intent.ambiguous and len(intent.ranking) > 1:
+            first, second = intent.ranking[0][0], intent.ranking[1][0]
+            return Decision(DecisionKind.CLARIFY, reason, f"'{first}' or '{second}'? asked the customer to rephrase")
         return Decision(DecisionKind.CLARIFY, reason, "asked the customer to rephrase")
     best = f"best article score {inp.hits[0].score:.2f}" if inp.hits else "no articles indexed"
     detail = f"intent '{intent.intent}' but no knowledge-base answer ({best})"

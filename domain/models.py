@@ -54,6 +54,8 @@ class IntentPrediction:
     ranking: tuple[tuple[str, float], ...]
     out_of_scope: bool
     model_version: str
+    # The top-2 margin is below the one the model found trustworthy on validation data (see nlu.thresholds).
+    ambiguous: bool = False
 
     @property
     def margin(self) -> float:

@@ -55,24 +55,28 @@ class LinearHead:
 
     @classmethod
     def fit(cls, vectors: np.ndarray, labels: np.ndarray, n_classes: int, c: float,
-            init: LinearHead | None = None, max_iter: int = 500) -> LinearHead:
+            init: LinearHead | None = None, max_iter: int = 500, gtol: float = 1e-4) -> LinearHead:
         """Minimize ``c * sum_i w_i * CE_i + ||W||^2 / 2`` (sklearn's convention; balanced class weights).
+
+        The objective is divided by ``c * n`` before L-BFGS so that ``gtol`` means the same for any data size;
+        1e-4 reached the test accuracy of a 1e-6 solve on BANKING77 in half the iterations.
 
         Args:
             vectors: (n, d) float32 training vectors.
             labels: (n,) class indices in ``range(n_classes)``.
             c: inverse regularization strength.
-            init: warm start (e.g. the solution for a neighbouring ``c``).
+            init: warm start (e.g. the solution for a neighbouring ``c`` or fold).
         """
         from scipy.optimize import minimize
 
         x = np.hstack([np.asarray(vectors, dtype=np.float32), np.ones((len(vectors), 1), dtype=np.float32)])
-        d = x.shape[1]
-        onehot = np.zeros((len(labels), n_classes), dtype=np.float32)
-        onehot[np.arange(len(labels)), labels] = 1.0
-        weights = balanced_weights(labels, n_classes)[:, None]
+        n, d = x.shape
+        onehot = np.zeros((n, n_classes), dtype=np.float32)
+        onehot[np.arange(n), labels] = 1.0
+        weights = (balanced_weights(labels, n_classes) / n)[:, None]
         penalized = np.ones((d, 1), dtype=np.float32)
         penalized[-1] = 0.0  # the intercept is not penalized
+        lam = 1.0 / (c * n)
 
         def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
             w = flat.reshape(d, n_classes).astype(np.float32)
@@ -83,12 +87,12 @@ class LinearHead:
             loss = float((weights[:, 0] * (np.log(norm[:, 0]) - (z * onehot).sum(axis=1))).sum())
             grad = x.T @ (weights * (exp / norm - onehot))
             reg = w * penalized
-            return c * loss + 0.5 * float((reg * reg).sum()), (c * grad + reg).astype(np.float64).ravel()
+            return loss + 0.5 * lam * float((reg * reg).sum()), (grad + lam * reg).astype(np.float64).ravel()
 
         start = np.zeros(d * n_classes) if init is None else np.vstack(
             [init.coef.T, init.intercept[None, :]]).astype(np.float64).ravel()
         result = minimize(objective, start, jac=True, method="L-BFGS-B",
-                          options={"maxiter": max_iter, "ftol": 1e-10, "gtol": 1e-6})
+                          options={"maxiter": max_iter, "ftol": 1e-9, "gtol": gtol})
         w = result.x.reshape(d, n_classes)
         return cls(w[:-1].T, w[-1], c)
 
@@ -123,20 +127,24 @@ class KnnHead:
         self.tau = float(tau)
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:
-        return self.logits_from_similarities(np.asarray(vectors, dtype=np.float32) @ self.examples.T)
+        sims, idx = top_neighbours(np.asarray(vectors, dtype=np.float32), self.examples, self.k)
+        return self.logits_from_neighbours(sims, self.labels[idx])
 
-    def logits_from_similarities(self, sims: np.ndarray, k: int | None = None, tau: float | None = None,
-                                 ) -> np.ndarray:
-        """Logits from precomputed (n, n_examples) similarities; ``k``/``tau`` override for tuning."""
-        k = self.k if k is None else min(k, sims.shape[1])
+    def logits_from_neighbours(self, sims: np.ndarray, labels: np.ndarray, k: int | None = None,
+                               tau: float | None = None) -> np.ndarray:
+        """Logits from the neighbours' similarities and labels, best first (``k``/``tau`` override for tuning).
+
+        Args:
+            sims: (n, >=k) similarities of each query's nearest examples, in decreasing order.
+            labels: (n, >=k) their class indices.
+        """
+        k = self.k if k is None else k
         tau = self.tau if tau is None else tau
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.tile(
-            np.arange(sims.shape[1]), (len(sims), 1))
-        top_sims = np.take_along_axis(sims, top, axis=1)
-        votes = np.exp((top_sims - top_sims.max(axis=1, keepdims=True)) / tau)
+        top_sims, top_labels = sims[:, :k].astype(np.float64), labels[:, :k]
+        votes = np.exp((top_sims - top_sims[:, :1]) / tau)
         scores = np.zeros((len(sims), self.n_classes), dtype=np.float64)
-        rows = np.repeat(np.arange(len(sims)), top.shape[1])
-        np.add.at(scores, (rows, self.labels[top].ravel()), votes.ravel())
+        rows = np.repeat(np.arange(len(sims)), top_labels.shape[1])
+        np.add.at(scores, (rows, top_labels.ravel()), votes.ravel())
         scores /= scores.sum(axis=1, keepdims=True)
         return np.log(scores + _EPS).astype(np.float32)
 
@@ -182,6 +190,43 @@ class EnsembleHead:
                     ) -> EnsembleHead:
         return cls(LinearHead.from_arrays(arrays, params), KnnHead.from_arrays(arrays, params, n_classes),
                    params["weight"])
+
+
+def top_neighbours(queries: np.ndarray, examples: np.ndarray, k: int, block: int = 1024
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most similar examples of each query, best first: (similarities, indices).
+
+    ``block`` queries go into one matrix product, which bounds memory at ``block * len(examples)`` floats.
+    """
+    k = min(k, len(examples))
+    out_sims = np.empty((len(queries), k), dtype=np.float32)
+    out_idx = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), block):
+        sims = queries[start : start + block] @ examples.T
+        _take_top(sims, k, out_sims[start : start + block], out_idx[start : start + block])
+    return out_sims, out_idx
+
+
+def top_neighbours_grouped(vectors: np.ndarray, groups: np.ndarray, k: int, block: int = 1024
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest neighbours of each vector among the vectors of *other* groups (cross-validation folds)."""
+    k = min(k, len(vectors))
+    out_sims = np.empty((len(vectors), k), dtype=np.float32)
+    out_idx = np.empty((len(vectors), k), dtype=np.int64)
+    for start in range(0, len(vectors), block):
+        sims = vectors[start : start + block] @ vectors.T
+        sims[groups[start : start + block, None] == groups[None, :]] = -np.inf
+        _take_top(sims, k, out_sims[start : start + block], out_idx[start : start + block])
+    return out_sims, out_idx
+
+
+def _take_top(sims: np.ndarray, k: int, out_sims: np.ndarray, out_idx: np.ndarray) -> None:
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.tile(
+        np.arange(sims.shape[1]), (len(sims), 1))
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    order = np.argsort(-top_sims, axis=1, kind="stable")
+    out_idx[:] = np.take_along_axis(top, order, axis=1)
+    out_sims[:] = np.take_along_axis(top_sims, order, axis=1)
 
 
 HEAD_LOADERS: dict[str, Callable[[dict[str, np.ndarray], dict[str, float], int], Head]] = {

@@ -1,4 +1,4 @@
-"""Intent classification on sentence embeddings: a linear head with out-of-scope detection."""
+"""Intent classification on sentence embeddings: the classifier protocol, data checks and the saved model."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from domain.errors import ValidationError
 from domain.models import IntentPrediction
+from nlu.fitting import FitResult, in_scope_probabilities
+from nlu.heads import HEAD_LOADERS, Head
+from nlu.thresholds import OosThreshold
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +24,16 @@ log = logging.getLogger(__name__)
 class IntentClassifier(Protocol):
     """Maps a message (text and its sentence embedding) to an IntentPrediction.
 
-    Contract: ``ranking`` lists every known intent once with probabilities summing to ~1, best first;
-    ``intent`` is None exactly when ``out_of_scope`` is True; ``model_version`` names the trained model.
+    Contract: ``ranking`` lists every known intent once, best first, with probabilities summing to at most 1
+    (a model that learned from out-of-scope examples keeps the rest for "none of these"); ``confidence`` is
+    the first one; ``intent`` is None exactly when ``out_of_scope`` is True; ``ambiguous`` (never together
+    with ``out_of_scope``) marks a top-2 margin too small to trust; ``model_version`` names the trained model.
     """
 
     version: str
     intents: tuple[str, ...]
 
     def predict(self, text: str, vector: np.ndarray) -> IntentPrediction: ...
-
-
-@dataclass(frozen=True)
-class OutOfScopeRule:
-    """A message is out of scope when the best probability or the nearest-example similarity is low."""
-
-    min_confidence: float = 0.35
-    min_similarity: float = 0.40
 
 
 def check_training_data(pairs: Sequence[tuple[str, str]], min_examples: int = 2) -> dict[str, int]:
@@ -57,91 +53,115 @@ def check_training_data(pairs: Sequence[tuple[str, str]], min_examples: int = 2)
     return counts
 
 
-def model_version(pairs: Sequence[tuple[str, str]], encoder_name: str, params: dict[str, float]) -> str:
-    """A stable id for (training data, encoder, hyper-parameters)."""
-    material = json.dumps([sorted(pairs), encoder_name, sorted(params.items())], ensure_ascii=False)
-    return "lin-" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:12]
+def model_version(pairs: Sequence[tuple[str, str]], encoder_name: str, params: dict[str, Any],
+                  oos_texts: Sequence[str] = (), prefix: str = "lin") -> str:
+    """A stable id for (training data, out-of-scope examples, encoder, method and settings)."""
+    material = json.dumps([sorted(pairs), sorted(oos_texts), encoder_name, sorted(params.items())],
+                          ensure_ascii=False, default=str)
+    return f"{prefix}-" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:12]
 
 
-class LinearIntentClassifier:
-    """Multinomial logistic regression on frozen, normalized sentence embeddings.
+METHOD_PREFIX = {"linear": "lin", "knn": "knn", "ensemble": "ens"}
 
-    Prediction is one small matrix product in numpy (no sklearn at inference). Out-of-scope detection
-    uses only in-scope data: low top probability, or low cosine similarity to every training example.
+
+class IntentModel:
+    """A head on frozen sentence embeddings with calibrated probabilities and validated thresholds.
+
+    Probabilities are ``softmax(logits / T)`` with ``T`` fitted on held-out predictions; a message is out of
+    scope when its best intent probability is below the stored threshold, and ambiguous when its top-2
+    margin is below the stored margin. All of them come from ``nlu.fitting`` and travel in the model file.
     """
 
-    def __init__(self, classes: Sequence[str], coef: np.ndarray, intercept: np.ndarray,
-                 examples: np.ndarray, version: str, oos: OutOfScopeRule) -> None:
-        self.intents = tuple(classes)
-        self._coef = np.ascontiguousarray(coef, dtype=np.float32)
-        self._intercept = np.asarray(intercept, dtype=np.float32)
-        self._examples = np.ascontiguousarray(examples, dtype=np.float32)
-        self.version = version
+    def __init__(self, intents: Sequence[str], head: Head, temperature: float, oos: OosThreshold,
+                 ambiguous_margin: float, oos_class: bool, version: str, report: dict[str, Any] | None = None,
+                 ) -> None:
+        self.intents = tuple(intents)
+        self.head = head
+        self.temperature = float(temperature)
         self.oos = oos
+        self.ambiguous_margin = float(ambiguous_margin)
+        self.oos_class = oos_class
+        self.version = version
+        self.report = report or {}
 
     @classmethod
-    def train(cls, texts: Sequence[str], labels: Sequence[str], vectors: np.ndarray, version: str,
-              oos: OutOfScopeRule, c: float = 10.0) -> LinearIntentClassifier:
-        """Fit on encoded examples."""
-        from sklearn.linear_model import LogisticRegression
+    def from_fit(cls, intents: Sequence[str], fit: FitResult, version: str) -> IntentModel:
+        """Wrap a fitted head."""
+        return cls(intents, fit.head, fit.temperature, fit.oos, fit.ambiguous_margin, fit.oos_class, version,
+                   fit.report)
 
-        check_training_data(list(zip(texts, labels, strict=True)))
-        model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
-        model.fit(vectors, list(labels))
-        return cls([str(x) for x in model.classes_], model.coef_, model.intercept_, vectors, version, oos)
+    @property
+    def method(self) -> str:
+        """linear, knn or ensemble."""
+        return self.head.kind
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        """Class probabilities for a batch of vectors, columns in ``intents`` order."""
-        logits = np.asarray(vectors, dtype=np.float32) @ self._coef.T + self._intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        """Calibrated intent probabilities for a batch, columns in ``intents`` order (rows sum to <= 1)."""
+        return in_scope_probabilities(self.head.logits(np.asarray(vectors, dtype=np.float32)), self.temperature,
+                                      len(self.intents))
 
     def predict(self, text: str, vector: np.ndarray) -> IntentPrediction:
-        v = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        probs = self.probabilities(v)[0]
-        order = np.argsort(-probs)
-        ranking = tuple((self.intents[i], float(probs[i])) for i in order)
-        similarity = float((self._examples @ v[0]).max()) if len(self._examples) else 0.0
-        confidence = ranking[0][1]
-        oos = confidence < self.oos.min_confidence or similarity < self.oos.min_similarity
-        return IntentPrediction(
-            intent=None if oos else ranking[0][0], confidence=confidence, ranking=ranking,
-            out_of_scope=oos, model_version=self.version,
-        )
+        return self.predict_many(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+
+    def predict_many(self, vectors: np.ndarray) -> list[IntentPrediction]:
+        """Predictions for a batch of vectors (evaluation; the pipeline predicts one message at a time)."""
+        out = []
+        for probs in self.probabilities(vectors):
+            order = np.argsort(-probs, kind="stable")
+            ranking = tuple((self.intents[i], float(probs[i])) for i in order)
+            confidence = ranking[0][1]
+            oos = confidence < self.oos.threshold
+            margin = confidence - ranking[1][1] if len(ranking) > 1 else 1.0
+            out.append(IntentPrediction(
+                intent=None if oos else ranking[0][0], confidence=confidence, ranking=ranking, out_of_scope=oos,
+                model_version=self.version, ambiguous=not oos and margin < self.ambiguous_margin))
+        return out
 
     def save(self, folder: Path) -> Path:
-        """Write ``<version>.npz`` (plain arrays, no pickle) and return its path."""
+        """Write ``<version>.npz`` (plain arrays and a JSON string, no pickle) and return its path."""
         folder.mkdir(parents=True, exist_ok=True)
+        meta = {"format": MODEL_FORMAT, "kind": self.head.kind, "params": self.head.params(),
+                "intents": list(self.intents), "temperature": self.temperature, "oos": self.oos.as_dict(),
+                "ambiguous_margin": self.ambiguous_margin, "oos_class": self.oos_class, "report": self.report}
         path = folder / f"{self.version}.npz"
         tmp = folder / f"{self.version}.npz.tmp"
         with tmp.open("wb") as fh:
-            np.savez(fh, classes=np.array(self.intents), coef=self._coef, intercept=self._intercept,
-                     examples=self._examples)
+            arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **self.head.arrays()}
+            np.savez(fh, **arrays)
         os.replace(tmp, path)
         return path
 
     @classmethod
-    def latest(cls, folder: Path, oos: OutOfScopeRule) -> LinearIntentClassifier | None:
-        """The most recently trained model in a folder, or None."""
-        saved = sorted(folder.glob("lin-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True) if (
-            folder.is_dir()) else []
-        for path in saved:
-            model = cls.load(folder, path.stem, oos)
-            if model is not None:
-                return model
-        return None
-
-    @classmethod
-    def load(cls, folder: Path, version: str, oos: OutOfScopeRule) -> LinearIntentClassifier | None:
-        """Load a saved model, or None when it does not exist or cannot be read."""
+    def load(cls, folder: Path, version: str) -> IntentModel | None:
+        """Load a saved model, or None when it does not exist or cannot be read (e.g. an older format)."""
         path = folder / f"{version}.npz"
         if not path.exists():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return cls([str(c) for c in data["classes"]], data["coef"], data["intercept"],
-                           data["examples"], version, oos)
-        except (OSError, ValueError, KeyError):
-            log.warning("intent model %s is unreadable; retraining", path)
+                meta = json.loads(str(data["meta"]))
+                if meta.get("format") != MODEL_FORMAT:
+                    raise ValueError(f"model format {meta.get('format')!r}")
+                arrays = {k: data[k] for k in data.files if k != "meta"}
+            n_classes = len(meta["intents"]) + int(meta["oos_class"])
+            head = HEAD_LOADERS[meta["kind"]](arrays, meta["params"], n_classes)
+            return cls(meta["intents"], head, meta["temperature"], OosThreshold(**meta["oos"]),
+                       meta["ambiguous_margin"], bool(meta["oos_class"]), version, meta.get("report"))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.warning("intent model %s is unreadable (%s); retraining", path, type(e).__name__)
             return None
+
+    @classmethod
+    def latest(cls, folder: Path) -> IntentModel | None:
+        """The most recently trained readable model in a folder, or None."""
+        if not folder.is_dir():
+            return None
+        saved = [p for prefix in METHOD_PREFIX.values() for p in folder.glob(f"{prefix}-*.npz")]
+        for path in sorted(saved, key=lambda p: p.stat().st_mtime, reverse=True):
+            model = cls.load(folder, path.stem)
+            if model is not None:
+                return model
+        return None
+
+
+MODEL_FORMAT = 2

@@ -109,7 +109,7 @@ class TrainerLoop:
 
     def __init__(self, store: TrainerStorePort, factory: ModelFactory, encoder: Encoder, training_data: Path,
                  active_model: Callable[[], TrainedModel], on_activate: Callable[[TrainedModel], None],
-                 low_confidence: float = 0.5, ambiguous_margin: float = 0.15, heldout_fraction: float = 0.1,
+                 low_confidence: float = 0.5, ambiguous_margin: float | None = None, heldout_fraction: float = 0.1,
                  cluster_threshold: float = 0.75, seed: int = 13) -> None:
         self.store = store
         self.factory = factory
@@ -129,15 +129,23 @@ class TrainerLoop:
 
     def inbox(self, limit: int = 300) -> InboxView:
         """Unreviewed likely misclassifications, grouped into clusters of similar messages."""
-        items = self.store.inbox_candidates(self.low_confidence, self.ambiguous_margin, limit)
+        margin = self.inbox_margin()
+        items = self.store.inbox_candidates(self.low_confidence, margin, limit)
         missing = [i for i in items if i.message_id not in self._vectors]
         if missing:
             for item, vector in zip(missing, self.encoder.encode([i.text for i in missing]), strict=True):
                 self._vectors[item.message_id] = vector
-        reasons = {i.message_id: reasons_for(i, self.low_confidence, self.ambiguous_margin) for i in items}
+        reasons = {i.message_id: reasons_for(i, self.low_confidence, margin) for i in items}
         vectors = np.array([self._vectors[i.message_id] for i in items]) if items else np.zeros((0, 1))
         clusters = cluster(items, vectors, self.cluster_threshold, [reasons[i.message_id] for i in items])
         return InboxView(clusters, {i.message_id: i for i in items}, reasons)
+
+    def inbox_margin(self) -> float:
+        """The top-2 margin below which a prediction is ambiguous: configured, or the serving model's learned one."""
+        if self.ambiguous_margin is not None:
+            return self.ambiguous_margin
+        learned = getattr(self.active_model(), "ambiguous_margin", None)
+        return float(learned) if learned is not None else 0.0
 
     def act(self, message_ids: Sequence[int], action: str, actor: str, intent: str | None = None,
             keep_as_regression: bool = False, known_intents: frozenset[str] = frozenset()) -> int:

@@ -14,9 +14,10 @@ POLICY = PolicySettings(answer_threshold=0.6, answer_margin=0.05, suggest_thresh
                         intent_confidence_threshold=0.6, max_suggestions=2)
 
 
-def intent(name: str | None = "refund_request", confidence: float = 0.9) -> IntentPrediction:
+def intent(name: str | None = "refund_request", confidence: float = 0.9, ambiguous: bool = False,
+           ) -> IntentPrediction:
     return IntentPrediction(name, confidence, ((name or "refund_request", confidence), ("other", 0.05)),
-                            name is None, "v1")
+                            name is None, "v1", ambiguous=ambiguous)
 
 
 def hits(*scores: float) -> tuple[SearchHit, ...]:
@@ -66,6 +67,11 @@ CASES = [
      DecisionKind.HANDOFF, HandoffReason.OUT_OF_SCOPE, ()),
     ("low confidence once: clarify", DecisionInput(BOT, intent("refund_request", 0.4), NORMAL, hits(0.2)),
      DecisionKind.CLARIFY, HandoffReason.LOW_CONFIDENCE, ()),
+    ("ambiguous top two once: clarify", DecisionInput(BOT, intent("refund_request", 0.9, True), NORMAL, hits(0.2)),
+     DecisionKind.CLARIFY, HandoffReason.LOW_CONFIDENCE, ()),
+    ("an ambiguous human intent is not a request",
+     DecisionInput(BOT, intent("talk_to_human", 0.8, True), NORMAL, hits(0.7, 0.3)),
+     DecisionKind.ANSWER, None, ("a0",)),
     ("low confidence twice: hand off",
      DecisionInput(BOT, intent("refund_request", 0.4), NORMAL, hits(0.2), previous_misses=1),
      DecisionKind.HANDOFF, HandoffReason.LOW_CONFIDENCE, ()),
@@ -86,6 +92,11 @@ def test_urgency_handoff_can_be_limited_to_critical_or_disabled() -> None:
     assert decide(inp, POLICY.model_copy(update={"handoff_urgency": "critical"})).kind == DecisionKind.ANSWER
     never = POLICY.model_copy(update={"handoff_urgency": "never"})
     assert decide(DecisionInput(BOT, intent(), CRITICAL, hits(0.9)), never).kind == DecisionKind.ANSWER
+
+
+def test_an_ambiguous_clarification_names_both_intents() -> None:
+    decision = decide(DecisionInput(BOT, intent("refund_request", 0.9, True), NORMAL, hits(0.2)), POLICY)
+    assert "'refund_request' or 'other'" in decision.detail
 
 
 def test_urgency_handoff_detail_carries_the_reasons() -> None:
