@@ -24,6 +24,7 @@ from settings import Settings
 log = logging.getLogger(__name__)
 
 # auth.test answers with these when the token itself is bad: refuse to start (fail closed).
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
 _BAD_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
 
 
@@ -58,6 +59,8 @@ def dm_message(body: dict[str, Any]) -> PlatformMessage | None:
 def slack_text(message: StoredMessage, public_base_url: str) -> str:
     """The message in Slack markup: escaped text, an agent's name, cited articles as ``<url|title>`` links."""
     text = escape(message.text)
+    if message.sender == Sender.BOT:  # help-center **bold** is Slack's *bold*
+        text = _BOLD.sub(r"*\1*", text)
     if message.sender == Sender.AGENT and message.author:
         text = f"*{escape(message.author)}*: {text}"
     links = [f"<{url.replace('|', '%7C').replace('>', '%3E')}|{escape(title)}>"

@@ -31,6 +31,8 @@ START_TEXT = "hello"  # what the Start button means: the customer opens the chat
 def telegram_text(message: StoredMessage, public_base_url: str) -> str:
     """Plain text (no parse mode, so nothing needs escaping); an agent's name; one line per cited article."""
     text = message.text
+    if message.sender == Sender.BOT:  # plain text: the help center's **bold** markers would show as asterisks
+        text = text.replace("**", "")
     if message.sender == Sender.AGENT and message.author:
         text = f"{message.author}: {text}"
     links = citations_of(message, public_base_url)

@@ -44,6 +44,23 @@ def test_question_is_a_known_paraphrase() -> None:
     assert (QUESTION, ARTICLE_ID) in pairs
 
 
+def _expect_bold_as_in_the_passage(page: Page) -> list[str]:
+    """The answer's **menu names** are shown in bold, without the asterisks; returns the bold words."""
+    (stored,) = [m for m in api_transcript(page)["messages"] if m["kind"] == "answer"]
+    bold = re.findall(r"\*\*(.+?)\*\*", stored["citations"][0]["passage"])
+    answer = replies(page, "answer")
+    expect(answer.locator(".msg__bubble strong")).to_have_text(bold)
+    expect(answer.locator(".msg__bubble")).not_to_contain_text("**")
+    return bold
+
+
+def test_menu_names_in_an_answer_are_bold(page: Page) -> None:
+    open_chat(page)
+    send(page, "how do I cancel my subscription")
+    expect(replies(page, "answer")).to_have_count(1)
+    assert "Subscription" in _expect_bold_as_in_the_passage(page)
+
+
 def test_question_gets_a_cited_answer_that_links_to_the_article(page: Page) -> None:
     open_chat(page)
     send(page, QUESTION)
@@ -56,6 +73,7 @@ def test_question_gets_a_cited_answer_that_links_to_the_article(page: Page) -> N
     expect(link).to_have_attribute("href", re.compile(rf"/help/articles/{ARTICLE_ID}$"))
     expect(answer.get_by_text("Did this help?")).to_be_visible()
     expect(page.get_by_label("Your message")).to_have_value("")
+    _expect_bold_as_in_the_passage(page)
 
     with page.expect_popup() as popup:
         link.click()

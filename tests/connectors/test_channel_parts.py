@@ -101,12 +101,15 @@ def test_slack_formatting_escapes_text_and_links_citations() -> None:
     two = slack_text(_message("Try these:", citations=(("A", "/a"), ("B", "/b"))), "https://h.test")
     assert two.splitlines()[1:] == ["• <https://h.test/a|A>", "• <https://h.test/b|B>"]
     assert slack_text(_message("Hi", Sender.AGENT, author="Sam"), "https://h.test") == "*Sam*: Hi"
+    assert slack_text(_message("Open **Settings** > **Storage**"), "u") == "Open *Settings* &gt; *Storage*"
+    assert slack_text(_message("a **b**", Sender.AGENT, author="Sam"), "u") == "*Sam*: a **b**"  # agents' own text
 
 
 def test_telegram_formatting_and_splitting() -> None:
     text = telegram_text(_message("Answer", citations=(("Refunds", "/help/articles/r"),)), "https://h.test")
     assert text == "Answer\nSource: Refunds - https://h.test/help/articles/r"
     assert telegram_text(_message("Hi", Sender.AGENT, author="Sam"), "u") == "Sam: Hi"
+    assert telegram_text(_message("Open **Settings** > **Storage**"), "u") == "Open Settings > Storage"
     long = ("line of text " * 50 + "\n") * 20
     parts = split_text(long, 1000)
     assert all(len(p) <= 1000 for p in parts) and " ".join(" ".join(parts).split()) == " ".join(long.split())

@@ -27,6 +27,15 @@
     return node;
   }
 
+  // Help-center passages use **bold** for menu names: shown as <strong>, built node by node (no HTML parsing).
+  function richText(text) {
+    const fragment = document.createDocumentFragment();
+    String(text).split(/\*\*(.+?)\*\*/g).forEach((part, i) => {
+      if (part) fragment.append(i % 2 ? el("strong", null, part) : document.createTextNode(part));
+    });
+    return fragment;
+  }
+
   function showError(message) {
     errorBox.textContent = message;
     errorBox.hidden = !message;
@@ -71,8 +80,8 @@
     card.append(el("span", "citation__label", withPassage ? "Source: " : ""), link);
     if (citation.heading && citation.heading !== citation.title) card.append(el("span", "citation__heading", " · " + citation.heading));
     if (!withPassage) {
-      const snippet = citation.passage.length > 160 ? citation.passage.slice(0, 157) + "…" : citation.passage;
-      card.append(el("p", "citation__snippet", snippet));
+      const plain = citation.passage.replace(/\*\*/g, "");
+      card.append(el("p", "citation__snippet", plain.length > 160 ? plain.slice(0, 157) + "…" : plain));
     }
     return card;
   }
@@ -172,7 +181,8 @@
     item.dataset.kind = message.kind || "";
     item.dataset.sender = message.sender;
     if (message.sender === "agent") item.append(el("div", "msg__author", message.author || "Support agent"));
-    const bubble = el("div", "msg__bubble", message.text);
+    const bubble = el("div", "msg__bubble", message.sender === "bot" ? null : message.text);
+    if (message.sender === "bot") bubble.append(richText(message.text));
     item.append(bubble);
     if (message.kind === "answer" && message.citations.length) {
       bubble.append(citationCard(message.citations[0], true));
