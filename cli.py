@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5)
     p.set_defaults(func=_search)
 
+    p = sub.add_parser("telegram-webhook", help="point the Telegram bot's webhook at this service (setWebhook)")
+    p.add_argument("--url", help="public webhook URL (default: server.public_base_url + /telegram/webhook)")
+    p.set_defaults(func=_telegram_webhook)
+
     p = sub.add_parser("add-user", help="add a staff user (password read from the terminal or stdin)")
     p.add_argument("username")
     p.add_argument("--role", action="append", required=True,
@@ -101,6 +105,34 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 log_level=settings.log_level.lower(),
                 # Live event streams never finish on their own; give them a few seconds, then close.
                 timeout_graceful_shutdown=5)
+    return 0
+
+
+def _telegram_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from connectors.delivery import DeliveryError
+    from connectors.telegram import TelegramConnector
+
+    if not settings.telegram.enabled:
+        print("error: Telegram is not enabled (set FRONTDESK_TELEGRAM__ENABLED=true and its token and secret)",
+              file=sys.stderr)
+        return 2
+    url = args.url or settings.server.public_base_url.rstrip("/") + "/telegram/webhook"
+    connector = TelegramConnector(settings)
+
+    async def register() -> None:
+        try:
+            await connector.register_webhook(url)
+        finally:
+            await connector.stop()
+
+    try:
+        asyncio.run(register())
+    except DeliveryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"Telegram will send private messages to {url} (with the configured secret token)")
     return 0
 
 

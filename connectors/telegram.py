@@ -164,6 +164,21 @@ class TelegramConnector:
                                     ) from None
             self._ready = True
 
+    async def register_webhook(self, url: str) -> None:
+        """Tell Telegram to send updates to ``url`` with our secret token (``setWebhook``), private messages only.
+
+        Raises:
+            ConfigurationError: the token was rejected, or Telegram refused the URL (e.g. not HTTPS).
+            DeliveryError: Telegram could not be reached.
+        """
+        await self.ensure_ready()
+        try:
+            await self.app.bot.set_webhook(url=url, secret_token=self._secret.decode(),
+                                           allowed_updates=["message"], drop_pending_updates=False)
+        except TelegramError as e:
+            raise ConfigurationError(f"Telegram refused the webhook ({type(e).__name__}: {self.scrub(e.message)})"
+                                     ) from None
+
     async def stop(self) -> None:
         """Shut PTB down and close its HTTP client."""
         if self._ready:

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+import cli
 from connectors.channels import PlatformInbox
 from connectors.telegram import TelegramConnector
 from domain.enums import Channel, ConversationStatus, Sender
@@ -249,3 +250,49 @@ def test_a_database_failure_asks_telegram_to_resend(telegram_client: TestClient,
     assert deliver(telegram_client, body).status_code == 200  # Telegram's re-send
     fake_telegram.wait_sent("4249")
     assert [m.text for m in transcript(telegram_client, 4249) if m.sender == Sender.CUSTOMER] == ["is anybody there?"]
+
+
+@pytest.fixture
+def telegram_env(fake_telegram: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTelegram:
+    """The command line's environment: Telegram enabled against the fake, a public URL, a temporary folder."""
+    for name, value in {
+        "FRONTDESK_DATA_DIR": str(tmp_path / "var"), "FRONTDESK_ENCODER__MODEL": "hash",
+        "FRONTDESK_TELEGRAM__ENABLED": "true", "FRONTDESK_TELEGRAM__BOT_TOKEN": fake_telegram.token,
+        "FRONTDESK_TELEGRAM__WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "FRONTDESK_TELEGRAM__API_BASE_URL": f"{fake_telegram.base_url}/bot",
+        "FRONTDESK_SERVER__PUBLIC_BASE_URL": "https://support.example/desk/",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    return fake_telegram
+
+
+def test_the_cli_points_the_webhook_at_the_service(telegram_env: FakeTelegram, capsys: pytest.CaptureFixture[str],
+                                                   ) -> None:
+    assert cli.main(["telegram-webhook"]) == 0
+    call = telegram_env.log.calls("setWebhook")[-1]
+    assert call.params["url"] == "https://support.example/desk/telegram/webhook"
+    assert call.params["secret_token"] == WEBHOOK_SECRET
+    assert "message" in call.params["allowed_updates"]
+    assert "https://support.example/desk/telegram/webhook" in capsys.readouterr().out
+    assert cli.main(["telegram-webhook", "--url", "https://other.example/tg"]) == 0
+    assert telegram_env.log.calls("setWebhook")[-1].params["url"] == "https://other.example/tg"
+
+
+def test_the_cli_reports_a_refused_webhook_without_the_token(telegram_env: FakeTelegram,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    telegram_env.log.fail_next("setWebhook", 1, status=400, reason="Bad Request: bad webhook: an HTTPS URL must be "
+                                                                   "provided for webhook")
+    assert cli.main(["telegram-webhook", "--url", "http://plain.example/tg"]) == 2
+    err = capsys.readouterr().err
+    assert "Telegram refused the webhook" in err and "https url must be provided" in err
+    assert telegram_env.token not in err
+
+
+def test_the_cli_refuses_when_telegram_is_off(telegram_env: FakeTelegram, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FRONTDESK_TELEGRAM__ENABLED", "false")
+    calls = len(telegram_env.log.calls("setWebhook"))
+    assert cli.main(["telegram-webhook"]) == 2
+    assert "Telegram is not enabled" in capsys.readouterr().err
+    assert len(telegram_env.log.calls("setWebhook")) == calls
