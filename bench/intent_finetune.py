@@ -30,6 +30,7 @@ from nlu.evaluation import EvaluationPlan, plan_splits  # noqa: E402
 from nlu.fitting import FitConfig, fit_intent_head  # noqa: E402
 from nlu.intent import IntentModel  # noqa: E402
 from nlu.metrics import score_predictions  # noqa: E402
+from nlu.training import encode_all  # noqa: E402
 
 
 def supcon_loss(embeddings: Any, labels: Any, temperature: float) -> Any:
@@ -114,10 +115,10 @@ def main() -> None:
         tuning = finetune([e.text for e in train], labels, tuned_dir, args.budget, args)
         encoder = load_encoder(str(tuned_dir), backend="onnx", cache_dir=Path(tmp) / "onnx", threads=args.threads)
         started = time.perf_counter()
-        train_x = encoder.encode([e.text for e in train])
+        train_x = encode_all(encoder, [e.text for e in train], progress=True, desc="Encoding with the tuned model")
         encode_train = time.perf_counter() - started
         test = [e for e in splits.test if e.label is None or e.label in index]
-        test_x = encoder.encode([e.text for e in test])
+        test_x = encode_all(encoder, [e.text for e in test])
         latency = []
         for e in test[: args.latency_samples]:
             t = time.perf_counter()

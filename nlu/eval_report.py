@@ -78,12 +78,15 @@ def plot_confusions(gold: Sequence[str | None], predicted: Sequence[str | None],
     np.fill_diagonal(errors, np.nan)  # colour the mistakes; the diagonal is written, not coloured
     size = max(6.0, 0.42 * len(keep) + 3)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    image = ax.imshow(np.ma.masked_invalid(errors), cmap="Reds", vmin=0, vmax=max(1.0, np.nanmax(errors)))
+    top = max(1.0, float(np.nanmax(errors)) if np.isfinite(errors).any() else 1.0)
+    image = ax.imshow(np.ma.masked_invalid(errors), cmap="Reds", vmin=0, vmax=top)
     for r in range(len(keep)):
         for c in range(len(keep)):
             if sub[r, c]:
+                dark = r != c and sub[r, c] > top / 2
                 ax.text(c, r, str(sub[r, c]), ha="center", va="center", fontsize=7,
-                        color="0.35" if r == c else "black", fontweight="normal" if r == c else "bold")
+                        color="white" if dark else "0.35" if r == c else "black",
+                        fontweight="normal" if r == c else "bold")
     ax.set_xticks(range(len(keep)), labels, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(keep)), labels, fontsize=8)
     ax.set_xlabel("predicted")

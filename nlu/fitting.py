@@ -12,6 +12,7 @@ import numpy as np
 
 from nlu.calibration import expected_calibration_error, fit_temperature, nll, softmax
 from nlu.heads import EnsembleHead, Head, KnnHead, LinearHead, log_softmax, top_neighbours, top_neighbours_grouped
+from nlu.oos_score import TypicalityReference, nearest_similarity
 from nlu.thresholds import OosThreshold, choose_ambiguous_margin, choose_oos_threshold
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class FitConfig:
     folds: int = 5
     target_false_oos: float = 0.03  # without OOS examples: in-scope messages we accept to lose
     max_false_oos: float = 0.05  # with OOS examples: never trade more in-scope messages than this
-    oos_threshold: float | None = None  # override of the learned threshold
+    oos_threshold: float | None = None  # override of the learned threshold (an in-scope percentile, 0..1)
     ambiguity_target_accuracy: float = 0.90
     seed: int = 13
 
@@ -57,9 +58,11 @@ class FitResult:
 
     head: Head
     temperature: float
-    oos: OosThreshold
+    oos: OosThreshold  # on the score of ``reference``
+    reference: TypicalityReference
     ambiguous_margin: float
     oos_class: bool  # the head has one extra, last column for out-of-scope examples
+    examples: np.ndarray  # the in-scope training vectors (nearest-example similarity)
     report: dict[str, Any] = field(default_factory=dict)
 
 
@@ -118,7 +121,9 @@ def fit_intent_head(vectors: np.ndarray, labels: np.ndarray, n_intents: int, oos
     temperature = fit_temperature(val_logits[scorable], val_y[scorable])
     probs = in_scope_probabilities(val_logits, temperature, n_intents)
     is_oos = (val_y < 0) | (val_y == n_intents)
-    scores = probs.max(axis=1)
+    sims = _validation_similarity(x, y < n_intents, val_x, groups)
+    reference = TypicalityReference.from_validation(probs.max(axis=1)[~is_oos], sims[~is_oos])
+    scores = reference.score(probs.max(axis=1), sims)
     oos = choose_oos_threshold(scores[~is_oos], scores[is_oos], config.target_false_oos, config.max_false_oos,
                                config.oos_threshold)
     in_probs = probs[~is_oos]
@@ -141,7 +146,21 @@ def fit_intent_head(vectors: np.ndarray, labels: np.ndarray, n_intents: int, oos
     log.info("fitted %s head: validation accuracy %.4f, T=%.3f, OOS threshold %.4f (%s)", config.method,
              report["validation_accuracy"], temperature, oos.threshold, oos.rule)
     report_progress(1.0, "fitted")
-    return FitResult(head, temperature, oos, margin, oos_class, report)
+    return FitResult(head, temperature, oos, reference, margin, oos_class, x[y < n_intents], report)
+
+
+def _validation_similarity(x: np.ndarray, in_scope: np.ndarray, val_x: np.ndarray, groups: np.ndarray | None,
+                           ) -> np.ndarray:
+    """Nearest in-scope training similarity of every validation row, from examples of other folds only."""
+    if groups is None:
+        return nearest_similarity(val_x, x[in_scope])
+    out = np.empty(len(val_x), dtype=np.float32)
+    for fold in np.unique(groups):
+        rows = np.flatnonzero(groups == fold)
+        out[rows] = nearest_similarity(x[rows], x[in_scope & (groups != fold)])
+    if len(val_x) > len(x):  # OOS-only rows, in no fold
+        out[len(x):] = nearest_similarity(val_x[len(x):], x[in_scope])
+    return out
 
 
 def _select(method: Method, x: np.ndarray, y: np.ndarray, n_classes: int, val_x: np.ndarray, val_y: np.ndarray,

@@ -15,7 +15,8 @@ import numpy as np
 from domain.errors import ValidationError
 from domain.models import IntentPrediction
 from nlu.fitting import FitResult, in_scope_probabilities
-from nlu.heads import HEAD_LOADERS, Head
+from nlu.heads import HEAD_LOADERS, EnsembleHead, Head, KnnHead
+from nlu.oos_score import TypicalityReference, nearest_similarity
 from nlu.thresholds import OosThreshold
 
 log = logging.getLogger(__name__)
@@ -68,17 +69,19 @@ class IntentModel:
     """A head on frozen sentence embeddings with calibrated probabilities and validated thresholds.
 
     Probabilities are ``softmax(logits / T)`` with ``T`` fitted on held-out predictions; a message is out of
-    scope when its best intent probability is below the stored threshold, and ambiguous when its top-2
-    margin is below the stored margin. All of them come from ``nlu.fitting`` and travel in the model file.
+    scope when its typicality score (``nlu.oos_score``) is below the stored threshold, and ambiguous when its
+    top-2 margin is below the stored margin. All of them come from ``nlu.fitting`` and travel in the model file.
     """
 
     def __init__(self, intents: Sequence[str], head: Head, temperature: float, oos: OosThreshold,
-                 ambiguous_margin: float, oos_class: bool, version: str, report: dict[str, Any] | None = None,
-                 ) -> None:
+                 reference: TypicalityReference, examples: np.ndarray, ambiguous_margin: float, oos_class: bool,
+                 version: str, report: dict[str, Any] | None = None) -> None:
         self.intents = tuple(intents)
         self.head = head
         self.temperature = float(temperature)
         self.oos = oos
+        self.reference = reference
+        self.examples = np.ascontiguousarray(examples, dtype=np.float32)
         self.ambiguous_margin = float(ambiguous_margin)
         self.oos_class = oos_class
         self.version = version
@@ -87,8 +90,8 @@ class IntentModel:
     @classmethod
     def from_fit(cls, intents: Sequence[str], fit: FitResult, version: str) -> IntentModel:
         """Wrap a fitted head."""
-        return cls(intents, fit.head, fit.temperature, fit.oos, fit.ambiguous_margin, fit.oos_class, version,
-                   fit.report)
+        return cls(intents, fit.head, fit.temperature, fit.oos, fit.reference, fit.examples, fit.ambiguous_margin,
+                   fit.oos_class, version, fit.report)
 
     @property
     def method(self) -> str:
@@ -103,14 +106,22 @@ class IntentModel:
     def predict(self, text: str, vector: np.ndarray) -> IntentPrediction:
         return self.predict_many(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
 
+    def oos_scores(self, vectors: np.ndarray, probabilities: np.ndarray | None = None) -> np.ndarray:
+        """Typicality of each vector as an in-scope message (below ``oos.threshold``: out of scope)."""
+        probs = self.probabilities(vectors) if probabilities is None else probabilities
+        return self.reference.score(probs.max(axis=1), nearest_similarity(vectors, self.examples))
+
     def predict_many(self, vectors: np.ndarray) -> list[IntentPrediction]:
         """Predictions for a batch of vectors (evaluation; the pipeline predicts one message at a time)."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        all_probs = self.probabilities(vectors)
+        scores = self.oos_scores(vectors, all_probs)
         out = []
-        for probs in self.probabilities(vectors):
+        for probs, score in zip(all_probs, scores, strict=True):
             order = np.argsort(-probs, kind="stable")
             ranking = tuple((self.intents[i], float(probs[i])) for i in order)
             confidence = ranking[0][1]
-            oos = confidence < self.oos.threshold
+            oos = bool(score < self.oos.threshold)
             margin = confidence - ranking[1][1] if len(ranking) > 1 else 1.0
             out.append(IntentPrediction(
                 intent=None if oos else ranking[0][0], confidence=confidence, ranking=ranking, out_of_scope=oos,
@@ -126,7 +137,10 @@ class IntentModel:
         path = folder / f"{self.version}.npz"
         tmp = folder / f"{self.version}.npz.tmp"
         with tmp.open("wb") as fh:
-            arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **self.head.arrays()}
+            arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **self.reference.arrays(),
+                                      **self.head.arrays()}
+            if _knn_examples(self.head, len(self.intents)) is None:  # a neighbour head already stores them
+                arrays["examples"] = self.examples
             np.savez(fh, **arrays)
         os.replace(tmp, path)
         return path
@@ -145,8 +159,14 @@ class IntentModel:
                 arrays = {k: data[k] for k in data.files if k != "meta"}
             n_classes = len(meta["intents"]) + int(meta["oos_class"])
             head = HEAD_LOADERS[meta["kind"]](arrays, meta["params"], n_classes)
+            examples = arrays.get("examples")
+            if examples is None:
+                examples = _knn_examples(head, len(meta["intents"]))
+            if examples is None:
+                raise KeyError("examples")
             return cls(meta["intents"], head, meta["temperature"], OosThreshold(**meta["oos"]),
-                       meta["ambiguous_margin"], bool(meta["oos_class"]), version, meta.get("report"))
+                       TypicalityReference.from_arrays(arrays), examples, meta["ambiguous_margin"],
+                       bool(meta["oos_class"]), version, meta.get("report"))
         except (OSError, ValueError, KeyError, TypeError) as e:
             log.warning("intent model %s is unreadable (%s); retraining", path, type(e).__name__)
             return None
@@ -164,4 +184,10 @@ class IntentModel:
         return None
 
 
-MODEL_FORMAT = 2
+MODEL_FORMAT = 3
+
+
+def _knn_examples(head: Head, n_intents: int) -> np.ndarray | None:
+    """The in-scope training vectors a neighbour head holds, or None for a linear head."""
+    knn = head if isinstance(head, KnnHead) else head.knn if isinstance(head, EnsembleHead) else None
+    return None if knn is None else knn.examples[knn.labels < n_intents]

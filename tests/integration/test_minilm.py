@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 from knowledge_index.encoder import Encoder
 from knowledge_index.importer import import_folder
 from knowledge_index.knowledge_base import KnowledgeBase
-from nlu.intent import LinearIntentClassifier, OutOfScopeRule
+from nlu.intent import IntentModel
 from nlu.training import load_or_train
 from server import create_app
-from settings import DEMO_DIR, NluSettings
+from settings import DEMO_DIR
 from storage.articles import SqlArticleRepository
 from storage.db import Database
 from tests.conftest import make_settings
+from wiring import intent_fit_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EVAL = DEMO_DIR / "eval"
@@ -41,10 +42,10 @@ def kb(minilm: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kn
 
 
 @pytest.fixture(scope="module")
-def classifier(minilm: Encoder, tmp_path_factory: pytest.TempPathFactory) -> LinearIntentClassifier:
-    defaults = NluSettings()
+def classifier(minilm: Encoder, tmp_path_factory: pytest.TempPathFactory) -> IntentModel:
+    """The default method, folds and targets of the settings (as ``frontdesk train`` builds it)."""
     return load_or_train(DEMO_DIR / "nlu" / "nlu.yml", minilm, tmp_path_factory.mktemp("models"),
-                         OutOfScopeRule(defaults.out_of_scope_threshold, defaults.out_of_scope_similarity))
+                         intent_fit_config(make_settings(tmp_path_factory.mktemp("settings"))))
 
 
 @pytest.mark.parametrize(
@@ -75,23 +76,29 @@ def test_retrieval_recall_on_the_held_out_questions(kb: KnowledgeBase) -> None:
     assert recall3 >= 0.93, recall3
 
 
-def test_intents_on_held_out_paraphrases(classifier: LinearIntentClassifier, minilm: Encoder) -> None:
+def test_intents_on_held_out_paraphrases(classifier: IntentModel, minilm: Encoder) -> None:
     held_out = _jsonl("intents_heldout.jsonl")
     vectors = minilm.encode([h["text"] for h in held_out])
     predictions = [classifier.predict(h["text"], v) for h, v in zip(held_out, vectors, strict=True)]
     accuracy = sum(p.intent == h["intent"] for p, h in zip(predictions, held_out, strict=True)) / len(held_out)
-    assert accuracy >= 0.92, accuracy
+    # Measured 0.99 (docs/nlu-evaluation.md); the floor catches a broken head, calibration or threshold.
+    assert accuracy >= 0.95, accuracy
     assert all(0.0 <= p.confidence <= 1.0 for p in predictions)
+    # Calibrated: the mean confidence is close to the accuracy it claims.
+    mean_confidence = sum(p.confidence for p in predictions) / len(predictions)
+    assert abs(mean_confidence - accuracy) <= 0.1, (mean_confidence, accuracy)
 
 
-def test_out_of_scope_messages_are_detected(classifier: LinearIntentClassifier, minilm: Encoder) -> None:
+def test_out_of_scope_messages_are_detected(classifier: IntentModel, minilm: Encoder) -> None:
     unrelated = [o["text"] for o in _jsonl("out_of_scope.jsonl")]
     in_scope = [h["text"] for h in _jsonl("intents_heldout.jsonl")]
     oos = [classifier.predict(t, v).out_of_scope for t, v in zip(unrelated, minilm.encode(unrelated), strict=True)]
     false_oos = [classifier.predict(t, v).out_of_scope
                  for t, v in zip(in_scope, minilm.encode(in_scope), strict=True)]
-    assert sum(oos) / len(oos) >= 0.85
-    assert sum(false_oos) / len(false_oos) <= 0.08
+    # Learned from in-scope data alone (3 % false-out-of-scope target on held-out folds); measured 0.88 / 0.00.
+    assert sum(oos) / len(oos) >= 0.80
+    assert sum(false_oos) / len(false_oos) <= 0.05
+    assert classifier.oos.rule == "false_oos_target" and classifier.oos.false_oos_rate <= 0.03
 
 
 def test_the_service_answers_a_paraphrase_with_the_right_citation(minilm: Encoder, tmp_path: Path) -> None:

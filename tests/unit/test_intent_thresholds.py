@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nlu.calibration import expected_calibration_error, fit_temperature, nll, softmax
+from nlu.oos_score import TypicalityReference
 from nlu.thresholds import choose_ambiguous_margin, choose_oos_threshold
 
 pytestmark = pytest.mark.unit
@@ -92,3 +93,16 @@ def test_ambiguous_margin_edges() -> None:
     assert choose_ambiguous_margin(margins, np.array([True, True, True]), 0.9) == 0.0
     assert choose_ambiguous_margin(margins, np.array([False, False, False]), 0.9) == 1.0
     assert choose_ambiguous_margin(np.array([]), np.array([], dtype=bool), 0.9) == 0.0
+
+
+def test_typicality_is_the_less_typical_of_probability_and_similarity() -> None:
+    held_out_probs = np.linspace(0.5, 1.0, 101)  # in-scope messages: 0.5 .. 1.0
+    held_out_sims = np.linspace(0.4, 0.9, 101)
+    reference = TypicalityReference.from_validation(held_out_probs, held_out_sims)
+    scores = reference.score(np.array([0.75, 0.99, 0.75, 0.2]), np.array([0.65, 0.3, 0.95, 0.8]))
+    assert scores[0] == pytest.approx(0.5, abs=0.01)  # median on both counts
+    assert scores[1] == 0.0  # a confident guess far from every example
+    assert scores[2] == pytest.approx(0.5, abs=0.01)  # very close to an example: the probability decides
+    assert scores[3] == 0.0  # close enough, but the head cannot place it
+    again = TypicalityReference.from_arrays(reference.arrays())
+    assert np.array_equal(again.score(held_out_probs, held_out_sims), reference.score(held_out_probs, held_out_sims))
