@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from sqlalchemy import update
 
 from bot.handover import HandoffPlanner
 from bot.pipeline import TurnPipeline
@@ -30,9 +31,11 @@ from knowledge_index.encoder import HashEncoder
 from nlu.urgency import RuleUrgencyScorer
 from settings import PolicySettings
 from storage.conversations import ConversationRepository
+from storage.customers import CustomerDirectory
 from storage.db import Database
 from storage.desk import DeskStore
 from storage.handoffs import HandoffRepository
+from storage.tables import ConversationRow
 
 pytestmark = pytest.mark.unit
 
@@ -219,6 +222,32 @@ def test_urgent_message_hands_off_with_reasons(store: ConversationRepository) ->
     handoff = HandoffRepository(store.db).get(result.handoff_id or -1)
     assert handoff.urgency == Urgency.HIGH and handoff.team == "trust_safety"
     assert any("taken over" in r for r in handoff.context["urgency_reasons"])
+
+
+def test_the_customers_tier_and_recent_contacts_reach_the_urgency(store: ConversationRepository) -> None:
+    pipeline = make_pipeline(store)
+    regular = CustomerIdentity("telegram", "100")
+    for age in (timedelta(hours=1), timedelta(days=4), timedelta(days=5)):  # the window is 72 hours
+        old = store.create_conversation(Channel.TELEGRAM, "h", identity=regular)
+        with store.db.session() as s:
+            s.execute(update(ConversationRow).where(ConversationRow.id == old.id)
+                      .values(created_at=datetime.now(UTC) - age))
+    current = store.create_conversation(Channel.TELEGRAM, "h", identity=regular)
+    CustomerDirectory(store.db).update(current.customer_id, tier="premium")
+    calm = say(pipeline, current.id, "I want a refund")
+    assert calm.decision == DecisionKind.ANSWER  # tier alone: normal; one other conversation in the window
+
+    insistent = CustomerIdentity("telegram", "200")
+    for _ in range(2):
+        store.create_conversation(Channel.TELEGRAM, "h", identity=insistent)
+    conversation = store.create_conversation(Channel.TELEGRAM, "h", identity=insistent)
+    CustomerDirectory(store.db).update(conversation.customer_id, tier="premium")
+    result = say(pipeline, conversation.id, "I want a refund")
+    assert result.decision == DecisionKind.HANDOFF  # normal prior + tier + recontact: high
+    handoff = HandoffRepository(store.db).get(result.handoff_id or -1)
+    assert handoff.urgency == Urgency.HIGH
+    assert set(handoff.context["urgency_reasons"]) == {"customer tier is premium",
+                                                       "the customer contacted us 2 other times recently"}
 
 
 def test_messages_to_a_human_owned_conversation_get_no_bot_reply(store: ConversationRepository) -> None:
