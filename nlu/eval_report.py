@@ -35,6 +35,11 @@ def format_summary(report: dict[str, Any]) -> str:
             f"+ classify {lat['classify_p50']:.2f} ms = {lat['total_p50']:.2f} ms p50 ({lat['total_p95']:.2f} ms p95, "
             f"{lat['samples']} messages); T={result['temperature']:.3f}, OOS threshold "
             f"{result['oos_threshold']['threshold']:.3f} ({result['oos_threshold']['rule']})")
+        amb = result.get("ambiguity") or {}
+        if amb.get("share") is not None:
+            lines.append(f"[{result['method']}] ambiguous (margin < {result['ambiguous_margin']:.2f}): "
+                         f"{_pct(amb['share'])} of in-scope predictions, right {_pct(amb['accuracy_ambiguous'])}; "
+                         f"the others right {_pct(amb['accuracy_clear'])}")
         worst = ", ".join(f"{c['gold']} -> {c['predicted']} ({c['count']})" for c in m["confusions"][:5])
         lines.append(f"[{result['method']}] worst confusions: {worst or 'none'}")
     return "\n".join(lines)
@@ -78,12 +83,12 @@ def plot_confusions(gold: Sequence[str | None], predicted: Sequence[str | None],
     np.fill_diagonal(errors, np.nan)  # colour the mistakes; the diagonal is written, not coloured
     size = max(6.0, 0.42 * len(keep) + 3)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    top = max(1.0, float(np.nanmax(errors)) if np.isfinite(errors).any() else 1.0)
-    image = ax.imshow(np.ma.masked_invalid(errors), cmap="Reds", vmin=0, vmax=top)
+    vmax = max(1.0, float(np.nanmax(errors)) if np.isfinite(errors).any() else 1.0)
+    image = ax.imshow(np.ma.masked_invalid(errors), cmap="Reds", vmin=0, vmax=vmax)
     for r in range(len(keep)):
         for c in range(len(keep)):
             if sub[r, c]:
-                dark = r != c and sub[r, c] > top / 2
+                dark = r != c and sub[r, c] > vmax / 2
                 ax.text(c, r, str(sub[r, c]), ha="center", va="center", fontsize=7,
                         color="white" if dark else "0.35" if r == c else "black",
                         fontweight="normal" if r == c else "bold")

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from domain.models import IntentPrediction
 from nlu.calibration import expected_calibration_error
 from nlu.fitting import FitConfig, HeldOut, Method, fit_intent_head
 from nlu.intent import IntentModel
@@ -130,6 +131,7 @@ def evaluate(plan: EvaluationPlan, encoder: TextEncoder, config: FitConfig, cach
         # papers report for BANKING77), next to the open-set figures with the decision.
         result["closed_set_accuracy"] = round(sum(g == p for g, p in in_scope) / len(in_scope), 4) if in_scope \
             else None
+        result["ambiguity"] = _ambiguity(gold, predictions)
         results.append(result)
     report = {
         "dataset": plan.data.name, "encoder": encoder.name, "intents": len(intents),
@@ -168,6 +170,16 @@ def _method_result(model: IntentModel, fit_report: dict[str, Any], fit_seconds: 
         "latency_ms": {"samples": len(total), **_percentiles("encode", encode_ms),
                        **_percentiles("classify", classify_ms), **_percentiles("total", total)},
     }
+
+
+def _ambiguity(gold: list[str | None], predictions: list[IntentPrediction]) -> dict[str, float | None]:
+    """How many in-scope predictions were flagged ambiguous, and how often flagged and clear ones were right."""
+    pairs = [(g, p) for g, p in zip(gold, predictions, strict=True) if g is not None and not p.out_of_scope]
+    flagged = [g == p.intent for g, p in pairs if p.ambiguous]
+    clear = [g == p.intent for g, p in pairs if not p.ambiguous]
+    return {"share": round(len(flagged) / len(pairs), 4) if pairs else None,
+            "accuracy_ambiguous": round(sum(flagged) / len(flagged), 4) if flagged else None,
+            "accuracy_clear": round(sum(clear) / len(clear), 4) if clear else None}
 
 
 def _percentiles(name: str, values: list[float]) -> dict[str, float]:

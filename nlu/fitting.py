@@ -32,12 +32,12 @@ WEIGHT_GRID = (0.25, 0.5, 0.75)
 class FitConfig:
     """How to fit (from settings): method, folds and the targets thresholds are chosen for."""
 
-    method: Method = "ensemble"
+    method: Method = "linear"
     folds: int = 5
     target_false_oos: float = 0.03  # without OOS examples: in-scope messages we accept to lose
     max_false_oos: float = 0.05  # with OOS examples: never trade more in-scope messages than this
     oos_threshold: float | None = None  # override of the learned threshold (an in-scope percentile, 0..1)
-    ambiguity_target_accuracy: float = 0.90
+    ambiguity_target_accuracy: float = 0.75
     seed: int = 13
 
 

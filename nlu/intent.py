@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -104,7 +107,8 @@ class IntentModel:
                                       len(self.intents))
 
     def predict(self, text: str, vector: np.ndarray) -> IntentPrediction:
-        return self.predict_many(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+        with single_blas_thread():
+            return self.predict_many(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
 
     def oos_scores(self, vectors: np.ndarray, probabilities: np.ndarray | None = None) -> np.ndarray:
         """Typicality of each vector as an in-scope message (below ``oos.threshold``: out of scope)."""
@@ -185,6 +189,26 @@ class IntentModel:
 
 
 MODEL_FORMAT = 3
+_BLAS_LOCK = threading.Lock()
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """Run a one-message product on one BLAS thread.
+
+    A two-thread OpenBLAS product of one vector with 10k examples took 16 ms p50 on a loaded 2-vCPU machine and
+    0.6 ms on one thread (docs/nlu-evaluation.md). Calls are serialized so that overlapping ones cannot leave the
+    process limited to one thread (each restores what it found).
+    """
+    with _BLAS_LOCK, _blas_controller().limit(limits=1, user_api="blas"):
+        yield
 
 
 def _knn_examples(head: Head, n_intents: int) -> np.ndarray | None:

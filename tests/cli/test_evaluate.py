@@ -57,7 +57,7 @@ def test_evaluates_a_jsonl_set_and_writes_a_report(tmp_path: Path, capsys: pytes
     captured = capsys.readouterr()
     assert "[linear] top-1 accuracy" in captured.out and "[knn] top-1 accuracy" in captured.out
     assert "out-of-scope recall" in captured.out and "worst confusions" in captured.out
-    assert "per message: encode" in captured.out
+    assert "per message: encode" in captured.out and "ambiguous (margin <" in captured.out
     assert "Training linear" in captured.err and "Encoding tiny.jsonl" in captured.err  # progress bars
     summary = json.loads((out / "summary.json").read_text())
     assert summary["sizes"] == {"train": 30, "train_oos": 0, "valid": 0, "test": 9, "test_oos": 3}
@@ -96,8 +96,8 @@ def test_evaluates_an_nlu_yml_with_held_out_files(tmp_path: Path, capsys: pytest
                      "--latency-samples", "3"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset"] == "nlu.yml" and summary["sizes"]["test"] == 9 and summary["sizes"]["test_oos"] == 3
-    assert summary["methods"][0]["method"] == "ensemble"  # the configured default
-    assert "[ensemble]" in capsys.readouterr().out
+    assert summary["methods"][0]["method"] == "linear"  # the configured default
+    assert "[linear]" in capsys.readouterr().out
     # Without test files a slice of the data is held out, and the report says so.
     assert cli.main(["evaluate", str(nlu), "--out", str(tmp_path / "r2"), "--latency-samples", "1"]) == 0
     assert "was held out as test" in capsys.readouterr().out

@@ -78,7 +78,7 @@ def test_the_whole_loop(client: TestClient, tmp_path: Path) -> None:
     assert {"zorblax fizzwop qrumble", "my kazoo subscription glorps", "xyzzy plugh frotz"} <= set(items)
     first = items["zorblax fizzwop qrumble"]
     assert "out of scope" in first["reasons"] or "low confidence" in first["reasons"]
-    assert first["model_version"].startswith("ens-")  # the default method: the ensemble head
+    assert first["model_version"].startswith("lin-")  # the default method: the linear head
 
     bad = client.post("/api/trainer/actions", headers=trainer,
                       json={"message_ids": [first["message_id"]], "action": "relabel", "intent": "nope"})

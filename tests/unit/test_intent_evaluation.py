@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from domain.errors import SourceFileError, ValidationError
+from knowledge_index.encoder import HashEncoder
 from nlu.eval_report import most_confused
 from nlu.labelled_data import LabelledExample, check_labelled, read_labelled, stratified_split
 from nlu.metrics import Confusion, confusion_matrix, score_predictions
+from nlu.vector_cache import encode_cached
 
 pytestmark = pytest.mark.unit
 
@@ -116,3 +120,29 @@ def test_stratified_split_keeps_every_label() -> None:
     assert sorted(e.label or "" for e in held) == ["a", "a", "b", "b"]
     assert {e.label for e in kept} == {"a", "b", "c"} and len(kept) + len(held) == len(examples)
     assert stratified_split(examples, 0.2, seed=1) == (kept, held)
+
+
+class CountingEncoder:
+    """The hash encoder, counting the texts it was asked to encode."""
+
+    def __init__(self) -> None:
+        self.inner = HashEncoder(32)
+        self.name = self.inner.name
+        self.encoded = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.encoded += len(texts)
+        return self.inner.encode(texts)
+
+
+def test_vectors_are_cached_per_encoder_and_texts(tmp_path: Path) -> None:
+    encoder = CountingEncoder()
+    first = encode_cached(encoder, ["a b", "c d"], tmp_path)
+    again = encode_cached(encoder, ["a b", "c d"], tmp_path)
+    assert encoder.encoded == 2 and np.array_equal(first, again)
+    encode_cached(encoder, ["a b", "c d", "e"], tmp_path)  # other texts: encoded afresh
+    assert encoder.encoded == 5
+    (next(tmp_path.glob("*-2-*.npy"))).write_bytes(b"garbage")
+    assert np.array_equal(encode_cached(encoder, ["a b", "c d"], tmp_path), first) and encoder.encoded == 7
+    encode_cached(encoder, ["a b"], None)  # caching off
+    assert encoder.encoded == 8
