@@ -11,7 +11,15 @@ from typing import Any, Literal
 import numpy as np
 
 from nlu.calibration import expected_calibration_error, fit_temperature, nll, softmax
-from nlu.heads import EnsembleHead, Head, KnnHead, LinearHead, log_softmax, top_neighbours, top_neighbours_grouped
+from nlu.heads import (
+    EnsembleHead,
+    Head,
+    KnnHead,
+    LinearHead,
+    ensemble_logits,
+    top_neighbours,
+    top_neighbours_grouped,
+)
 from nlu.oos_score import TypicalityReference, nearest_similarity
 from nlu.thresholds import OosThreshold, choose_ambiguous_margin, choose_oos_threshold
 
@@ -180,9 +188,8 @@ def _select(method: Method, x: np.ndarray, y: np.ndarray, n_classes: int, val_x:
     else:
         best_linear = max(linear, key=lambda c: _quality(c["logits"], val_y))
         best_knn = max(knn, key=lambda c: _quality(c["logits"], val_y))
-        linear_logp = log_softmax(best_linear["logits"])
         for weight in WEIGHT_GRID:
-            logits = (weight * linear_logp + (1 - weight) * best_knn["logits"]).astype(np.float32)
+            logits = ensemble_logits(best_linear["logits"], best_knn["logits"], weight)
             candidates.append({**best_linear, **best_knn, "weight": weight, "logits": logits})
     return max(candidates, key=lambda c: _quality(c["logits"], val_y))
 

@@ -159,6 +159,11 @@ class KnnHead:
         return cls(arrays["knn_examples"], arrays["knn_labels"], n_classes, int(params["k"]), params["tau"])
 
 
+def ensemble_logits(linear_logits: np.ndarray, knn_logits: np.ndarray, weight: float) -> np.ndarray:
+    """``weight`` x the linear head's log-probabilities + (1 - ``weight``) x the neighbour vote's."""
+    return (weight * log_softmax(linear_logits) + (1.0 - weight) * knn_logits).astype(np.float32)
+
+
 class EnsembleHead:
     """Weighted sum of the linear head's and the neighbour vote's log-probabilities."""
 
@@ -171,13 +176,7 @@ class EnsembleHead:
         self.weight = float(weight)
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:
-        return self.combine(self.linear.logits(vectors), self.knn.logits(vectors))
-
-    def combine(self, linear_logits: np.ndarray, knn_logits: np.ndarray, weight: float | None = None,
-                ) -> np.ndarray:
-        """The ensemble logits from both heads' logits (``weight`` overrides for tuning)."""
-        w = self.weight if weight is None else weight
-        return (w * log_softmax(linear_logits) + (1.0 - w) * knn_logits).astype(np.float32)
+        return ensemble_logits(self.linear.logits(vectors), self.knn.logits(vectors), self.weight)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {**self.linear.arrays(), **self.knn.arrays()}
