@@ -35,6 +35,7 @@ from nlu.retrain import TrainerLoop
 from nlu.training import load_or_train
 from nlu.urgency_model import build_urgency_scorer
 from settings import Settings
+from storage.article_usage import ArticleUsageRepository
 from storage.articles import SqlArticleRepository
 from storage.canned import CannedStore
 from storage.conversations import ConversationRepository
@@ -79,10 +80,12 @@ class Services:
     # The optional Rasa backend wrapping ``classifier`` in the pipeline (settings.rasa.enabled).
     rasa: RasaIntentClassifier | None = None
     kpis: KpiRepository = field(init=False)  # operators' KPIs, read from the same database
+    article_usage: ArticleUsageRepository = field(init=False)  # how the bot used each article, for editors
     customers: CustomerDirectory = field(init=False)  # profiles across channels, for staff
 
     def __post_init__(self) -> None:
         self.kpis = KpiRepository(self.db)
+        self.article_usage = ArticleUsageRepository(self.db)
         self.customers = CustomerDirectory(self.db)
 
     def recover(self) -> RecoveryReport:

@@ -52,7 +52,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
         for err in exc.errors():
-            where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path"))
+            loc = tuple(err.get("loc", ()))
+            # Drop where the value came from (body, query, ...), not a field that happens to share its name.
+            if loc and loc[0] in ("body", "query", "path"):
+                loc = loc[1:]
+            where = ".".join(str(x) for x in loc)
             parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         return JSONResponse(error_body("invalid_input", "; ".join(parts) or "invalid request"), status_code=422)
 

@@ -1,4 +1,4 @@
-"""HTML pages: the customer chat at ``/``, the staff pages at ``/agent`` and ``/trainer``, the help center (escaped)."""
+"""HTML pages: the customer chat at ``/``, the staff pages (agent, trainer, editor, KPIs), the help center (escaped)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,12 @@ def kpi_page() -> FileResponse:
 def trainer_page() -> FileResponse:
     """The trainers' page (a static page; it logs in and reads the trainer API with a bearer token)."""
     return FileResponse(WEB_DIR / "static" / "trainer.html", media_type="text/html")
+
+
+@router.get("/editor")
+def editor_page() -> FileResponse:
+    """The knowledge editors' page (a static page; editors and admins log in and use ``/api/articles``)."""
+    return FileResponse(WEB_DIR / "static" / "editor.html", media_type="text/html")
 
 
 @router.get("/help", response_class=HTMLResponse)

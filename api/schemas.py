@@ -400,3 +400,91 @@ class SearchHitOut(BaseModel):
     passage: str
     score: float
     url: str
+
+
+class ArticleUsageOut(BaseModel):
+    """An article with how the bot used it in the window: replies that cited it and customers' reactions."""
+
+    id: str
+    title: str
+    tags: list[str]
+    locale: str
+    team: str | None
+    url: str
+    updated_at: datetime
+    answered: int = Field(description="answers quoting this article")
+    suggested: int = Field(description="suggestion lists naming this article")
+    helpful: int = Field(description="'helpful' reactions to those replies")
+    unhelpful: int = Field(description="'unhelpful' reactions to those replies")
+
+
+class TeamNameOut(BaseModel):
+    """A team an article can belong to."""
+
+    key: str
+    name: str
+
+
+class ArticleStatsOut(BaseModel):
+    """Every article with its usage since ``since``, most unhelpful reactions first; the configured teams."""
+
+    days: int
+    since: datetime
+    teams: list[TeamNameOut]
+    articles: list[ArticleUsageOut]
+
+
+class ArticlePreviewIn(BaseModel):
+    """A draft to cut into sections the way the knowledge base will."""
+
+    title: str = Field("", max_length=300)
+    body: str = Field("", max_length=200_000)
+
+
+class ArticleSectionOut(BaseModel):
+    """One chunk of a draft: what the bot can quote as an answer, under its heading."""
+
+    heading: str
+    text: str
+
+
+class ArticlePreviewOut(BaseModel):
+    """A draft's sections, in order."""
+
+    sections: list[ArticleSectionOut]
+
+
+class TryQuestionIn(BaseModel):
+    """A customer question to run against the knowledge base."""
+
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class TryHitOut(BaseModel):
+    """A ranked article for the question, and whether the decision uses it."""
+
+    article_id: str
+    title: str
+    heading: str
+    passage: str
+    score: float
+    url: str
+    chosen: bool = Field(description="quoted (answer) or listed (suggest) by the decision")
+
+
+class PolicyThresholdsOut(BaseModel):
+    """The thresholds the knowledge-base decision compares article scores with (settings.policy)."""
+
+    answer_threshold: float
+    answer_margin: float
+    suggest_threshold: float
+    max_suggestions: int
+
+
+class TryQuestionOut(BaseModel):
+    """What the knowledge-base step of the bot would do with the question now (intent and urgency aside)."""
+
+    decision: str = Field(description="answer, suggest or none")
+    detail: str
+    hits: list[TryHitOut]
+    thresholds: PolicyThresholdsOut

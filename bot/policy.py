@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domain.enums import ConversationStatus, DecisionKind, HandoffReason, Urgency
@@ -37,6 +38,24 @@ class DecisionInput:
     unhelpful_streak: int = 0  # latest answers the customer marked unhelpful, in a row
 
 
+def knowledge_decision(hits: Sequence[SearchHit], policy: PolicySettings) -> Decision | None:
+    """The knowledge-base step of :func:`decide`: answer, suggest, or ``None`` when no article is good enough.
+
+    A hit at or above ``answer_threshold`` is answered when it leads the runner-up by ``answer_margin`` (or is
+    the only strong one); otherwise up to ``max_suggestions`` hits at or above ``suggest_threshold`` are
+    suggested. ``hits`` are ranked best first, as the knowledge base returns them.
+    """
+    strong = [h for h in hits if h.score >= policy.answer_threshold]
+    if strong:
+        runner_up = hits[1].score if len(hits) > 1 else -1.0
+        if strong[0].score - runner_up >= policy.answer_margin or len(strong) == 1:
+            return Decision(DecisionKind.ANSWER, detail=f"score {strong[0].score:.2f}", hits=(strong[0],))
+    likely = tuple(h for h in hits if h.score >= policy.suggest_threshold)[: policy.max_suggestions]
+    if likely:
+        return Decision(DecisionKind.SUGGEST, detail=f"best score {likely[0].score:.2f}", hits=likely)
+    return None
+
+
 def decide(inp: DecisionInput, policy: PolicySettings) -> Decision:
     """Decide what to do with one customer turn.
 
@@ -62,14 +81,9 @@ def decide(inp: DecisionInput, policy: PolicySettings) -> Decision:
                         f"{inp.unhelpful_streak} answers in a row were marked unhelpful")
     if confident and intent.intent in policy.conversational_intents and inp.has_response:
         return Decision(DecisionKind.RESPOND, response_key=intent.intent)
-    strong = [h for h in inp.hits if h.score >= policy.answer_threshold]
-    if strong:
-        runner_up = inp.hits[1].score if len(inp.hits) > 1 else -1.0
-        if strong[0].score - runner_up >= policy.answer_margin or len(strong) == 1:
-            return Decision(DecisionKind.ANSWER, detail=f"score {strong[0].score:.2f}", hits=(strong[0],))
-    likely = tuple(h for h in inp.hits if h.score >= policy.suggest_threshold)[: policy.max_suggestions]
-    if likely:
-        return Decision(DecisionKind.SUGGEST, detail=f"best score {likely[0].score:.2f}", hits=likely)
+    from_articles = knowledge_decision(inp.hits, policy)
+    if from_articles is not None:
+        return from_articles
     not_understood = intent.out_of_scope or not confident
     if not_understood:
         reason = HandoffReason.OUT_OF_SCOPE if intent.out_of_scope else HandoffReason.LOW_CONFIDENCE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.policy import DecisionInput, asks_for_human, decide
+from bot.policy import DecisionInput, asks_for_human, decide, knowledge_decision
 from domain.enums import ConversationStatus, DecisionKind, HandoffReason, Urgency
 from domain.models import IntentPrediction, SearchHit, UrgencyAssessment
 from settings import PolicySettings
@@ -85,6 +85,36 @@ def test_decision_table(description: str, inp: DecisionInput, kind: DecisionKind
     assert decision.kind == kind
     assert decision.reason == reason
     assert tuple(h.article_id for h in decision.hits) == articles
+
+
+KNOWLEDGE_CASES = [
+    # (description, scores, kind or None, chosen article ids)
+    ("one strong hit", (0.75,), DecisionKind.ANSWER, ("a0",)),
+    ("strong and clear of the runner-up", (0.75, 0.5), DecisionKind.ANSWER, ("a0",)),
+    ("exactly at the answer threshold", (0.6, 0.3), DecisionKind.ANSWER, ("a0",)),
+    ("two strong, the first clear by the margin", (0.75, 0.65), DecisionKind.ANSWER, ("a0",)),
+    ("the only strong hit, runner-up close below", (0.62, 0.59), DecisionKind.ANSWER, ("a0",)),
+    ("two strong, too close", (0.70, 0.68, 0.3), DecisionKind.SUGGEST, ("a0", "a1")),
+    ("mediocre: at most max_suggestions", (0.55, 0.5, 0.45), DecisionKind.SUGGEST, ("a0", "a1")),
+    ("one at the suggest threshold", (0.4, 0.2), DecisionKind.SUGGEST, ("a0",)),
+    ("all below the suggest threshold", (0.39, 0.1), None, ()),
+    ("no hits", (), None, ()),
+]
+
+
+@pytest.mark.parametrize(("description", "scores", "kind", "articles"), KNOWLEDGE_CASES,
+                         ids=[c[0] for c in KNOWLEDGE_CASES])
+def test_knowledge_decision_table(description: str, scores: tuple[float, ...], kind: DecisionKind | None,
+                                  articles: tuple[str, ...]) -> None:
+    decision = knowledge_decision(hits(*scores), POLICY)
+    assert (decision.kind if decision else None) == kind
+    assert (tuple(h.article_id for h in decision.hits) if decision else ()) == articles
+    # decide() takes the same branch when nothing before the knowledge base applies.
+    full = decide(DecisionInput(BOT, intent(), NORMAL, hits(*scores)), POLICY)
+    if decision is None:
+        assert full.kind == DecisionKind.HANDOFF and full.reason == HandoffReason.NO_ANSWER
+    else:
+        assert (full.kind, full.hits, full.detail) == (decision.kind, decision.hits, decision.detail)
 
 
 def test_urgency_handoff_can_be_limited_to_critical_or_disabled() -> None:

@@ -24,9 +24,10 @@ export class ApiError extends Error {
 let unauthorized = () => {};
 export function onUnauthorized(handler) { unauthorized = handler; }
 
-// One request; `raw: true` returns the Response itself (downloads) once it is known to be ok.
-export async function api(method, path, body, { raw = false } = {}) {
-  const headers = {};
+// One request; `raw: true` returns the Response itself (downloads) once it is known to be ok; `headers` adds
+// request headers (e.g. If-None-Match).
+export async function api(method, path, body, { raw = false, headers: extra = {} } = {}) {
+  const headers = { ...extra };
   if (session.token) headers.Authorization = "Bearer " + session.token;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
