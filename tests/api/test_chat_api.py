@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from api.errors import INTERNAL_MESSAGE
-from tests.api.conftest import bearer, staff_token, start
+from knowledge_index.encoder import HashEncoder
+from server import create_app
+from settings import AuthSettings, PolicySettings
+from tests.api.conftest import ADMIN_PASSWORD, bearer, staff_token, start
+from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -112,9 +119,20 @@ def test_retried_post_with_the_same_client_id_is_processed_once(client: TestClie
         first["replies"])
 
 
-def test_asking_for_a_human_creates_a_handoff_agents_can_read(client: TestClient) -> None:
+@pytest.fixture(scope="module")
+def patient_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A bot that asks again instead of handing off when it has no answer (the hash encoder finds none)."""
+    settings = make_settings(tmp_path_factory.mktemp("patient"), policy=PolicySettings(handoff_on_no_answer=False),
+                             auth=AuthSettings(bootstrap_admin_password=SecretStr(ADMIN_PASSWORD)))
+    with TestClient(create_app(settings, encoder=HashEncoder(384))) as test_client:
+        yield test_client
+
+
+def test_asking_for_a_human_creates_a_handoff_agents_can_read(patient_client: TestClient) -> None:
+    client = patient_client
     cid, auth = start(client, name="Rosa", email="rosa@example.com")
-    client.post(f"/api/conversations/{cid}/messages", headers=auth, json={"text": "my playlist disappeared"})
+    first = client.post(f"/api/conversations/{cid}/messages", headers=auth, json={"text": "my playlist disappeared"})
+    assert first.json()["handed_off"] is False, first.json()
     turn = client.post(f"/api/conversations/{cid}/messages", headers=auth,
                        json={"text": "I want to talk to a real person please"}).json()
     assert turn["decision"] == "handoff" and turn["handed_off"] is True and turn["conversation_status"] == "human"
