@@ -113,6 +113,9 @@ class UrgencySettings(BaseModel):
     long_wait_minutes: float = Field(default=15.0, gt=0)
     very_long_wait_minutes: float = Field(default=60.0, gt=0)
     priority_tiers: tuple[str, ...] = ("premium", "vip", "enterprise")
+    # An intent's urgency prior (teams.yml) applies only to a prediction at least this confident, neither
+    # ambiguous nor out of scope (the same bar as policy.intent_confidence_threshold by default).
+    min_prior_confidence: float = Field(default=0.6, ge=0, le=1)
 
     @model_validator(mode="after")
     def _check(self) -> UrgencySettings:

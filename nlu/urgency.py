@@ -120,13 +120,17 @@ class RuleUrgencyScorer:
         semantic: prototype matcher built on the message encoder; None: words only.
         long_wait_seconds / very_long_wait_seconds: waiting for a person this long adds weight 1 / 2.
         priority_tiers: customer tiers that add weight 1.
+        min_prior_confidence: an intent's prior counts only when the classifier is at least this confident
+            (and the prediction is neither ambiguous nor out of scope): a guess must not make a message urgent.
     """
 
     def __init__(self, intent_priors: Mapping[str, Urgency], signals: Sequence[Signal] = DEFAULT_SIGNALS,
                  repeat_contacts: int = 2, semantic: SemanticMatcher | None = None,
                  long_wait_seconds: float = 900.0, very_long_wait_seconds: float = 3600.0,
-                 priority_tiers: Iterable[str] = ("premium", "vip", "enterprise")) -> None:
+                 priority_tiers: Iterable[str] = ("premium", "vip", "enterprise"),
+                 min_prior_confidence: float = 0.0) -> None:
         self.priors = dict(intent_priors)
+        self.min_prior_confidence = min_prior_confidence
         self.signals = tuple(signals)
         self.repeat_contacts = repeat_contacts
         self.semantic = semantic
@@ -161,7 +165,9 @@ class RuleUrgencyScorer:
     def evidence(self, text: str, intent: IntentPrediction, context: UrgencyContext,
                  vector: np.ndarray | None = None) -> RuleEvidence:
         """What the rules see in the message and its context, unresolved."""
-        prior = self.priors.get(intent.intent) if intent.intent else None
+        trusted = (intent.intent is not None and not intent.out_of_scope and not intent.ambiguous
+                   and intent.confidence >= self.min_prior_confidence)
+        prior = self.priors.get(intent.intent) if trusted and intent.intent else None
         prior_reason = (f"intent '{intent.intent}' is {prior.value} priority by default"
                         if prior is not None and prior != Urgency.NORMAL else None)
         sims = self.similarities(text, vector)

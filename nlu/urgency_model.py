@@ -189,4 +189,5 @@ def build_rules(priors: Mapping[str, Urgency], encoder: TextEncoder, settings: U
     return RuleUrgencyScorer(priors, repeat_contacts=settings.repeat_contacts, semantic=semantic,
                              long_wait_seconds=settings.long_wait_minutes * 60,
                              very_long_wait_seconds=settings.very_long_wait_minutes * 60,
-                             priority_tiers=settings.priority_tiers)
+                             priority_tiers=settings.priority_tiers,
+                             min_prior_confidence=settings.min_prior_confidence)
