@@ -169,6 +169,21 @@ class HandoffSettings(BaseModel):
     """The agent desk: SLA targets, wait estimates, CSAT, and when unhelpful answers hand off."""
 
     sla: dict[UrgencyName, SlaTargetSettings] = Field(default_factory=_default_sla)
+
+    @field_validator("sla", mode="before")
+    @classmethod
+    def _sla_over_defaults(cls, value: object) -> object:
+        """Targets given (e.g. one env var ``..._SLA__HIGH__FIRST_RESPONSE_MINUTES``) override the defaults."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[object, object] = {level: target.model_dump() for level, target in _default_sla().items()}
+        for level, target in value.items():
+            base = merged.get(level)
+            if isinstance(target, dict) and isinstance(base, dict):
+                merged[level] = {**base, **target}
+            else:
+                merged[level] = target
+        return merged
     sla_check_seconds: float = Field(default=15.0, gt=0)
     # Expected wait when a team has no recent history of first responses.
     default_wait_minutes: float = Field(default=10.0, gt=0)
