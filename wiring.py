@@ -112,7 +112,8 @@ def build_encoder(settings: Settings) -> Encoder:
     """The configured sentence encoder (loaded once; a few seconds for MiniLM)."""
     enc = settings.encoder
     return load_encoder(enc.model, device=enc.device, threads=enc.threads, hash_dim=enc.hash_dim,
-                        backend=enc.backend, cache_dir=settings.model_dir / "onnx")
+                        backend=enc.backend, cache_dir=settings.model_dir / "onnx", quantize=enc.quantize,
+                        allow_spinning=enc.allow_spinning)
 
 
 def retrieval_weights(settings: Settings) -> RetrievalWeights:

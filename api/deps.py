@@ -14,8 +14,8 @@ from domain.models import Conversation, StaffUser
 from wiring import Services
 
 
-def get_services(request: Request) -> Services:
-    """The services built at startup."""
+async def get_services(request: Request) -> Services:
+    """The services built at startup (async: no I/O, so FastAPI need not hop to a worker thread for it)."""
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
         raise RuntimeError("services are not initialised (lifespan did not run)")
@@ -25,8 +25,8 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header."""
+async def bearer_token(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (async for the same reason)."""
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")

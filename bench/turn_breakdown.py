@@ -22,8 +22,9 @@ from _common import REPO_ROOT, latency_summary, machine_cpu_times, machine_info,
 from turn_latency import DEFAULT_MIX, Corpus, ScriptMaker
 
 # Repository methods the web handler and the pipeline call during a turn.
-STORE_METHODS = ("get_conversation", "record_inbound", "transcript", "recent_conversations", "record_turn",
-                 "replies_to", "handoff_for_message", "get_message", "intent_history", "customer_profile")
+STORE_METHODS = ("get_conversation", "record_inbound", "turn_context", "transcript", "recent_conversations",
+                 "record_turn", "replies_to", "handoff_for_message", "get_message", "intent_history",
+                 "customer_profile")
 
 
 class Timings:
@@ -76,7 +77,8 @@ def instrument(services: Any, timings: Timings) -> None:
 
     store = services.conversations
     for name in STORE_METHODS:
-        setattr(store, name, timings.wrap(f"db: {name}", getattr(store, name)))
+        if hasattr(store, name):  # the same script measures versions before and after turn_context
+            setattr(store, name, timings.wrap(f"db: {name}", getattr(store, name)))
     pipeline = services.pipeline
     batching = pipeline.encoder
     batching.inner.encode = timings.wrap("encoder: model forward", batching.inner.encode)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.handover import HandoffPlanner
@@ -63,8 +63,10 @@ class TurnPipeline:
         if duplicate and stored.status == MessageStatus.PROCESSED:
             replies = self.store.replies_to(stored.id)
             return TurnResult(stored.id, stored.conversation_id, _decision_of(replies), tuple(replies),
-                              self.store.handoff_for_message(stored.id), duplicate=True)
-        return self.process(stored.id, inbound, duplicate=duplicate)
+                              self.store.handoff_for_message(stored.id), duplicate=True, message=stored)
+        result = self.process(stored.id, inbound, duplicate=duplicate)
+        # process() returned, so the message is processed (by this turn, or by a worker that got there first).
+        return replace(result, message=replace(stored, status=MessageStatus.PROCESSED.value))
 
     def process(self, message_id: int, inbound: InboundMessage, duplicate: bool = False) -> TurnResult:
         """Run the turn for a stored message; any failure in the bot becomes a handoff."""
@@ -111,8 +113,9 @@ class TurnPipeline:
         return rated, replies
 
     def _run(self, message_id: int, inbound: InboundMessage) -> TurnRecord:
-        conversation = self.store.get_conversation(inbound.conversation_id)
-        transcript = self.store.transcript(inbound.conversation_id)
+        context = self.store.turn_context(
+            inbound.conversation_id, datetime.now(UTC) - timedelta(hours=self.recontact_window_hours))
+        conversation, transcript = context.conversation, context.transcript
         rating = self._csat_answer(conversation, transcript, inbound.text)
         if rating is not None:
             return TurnRecord(message_id, conversation.id, None, Decision(DecisionKind.RESPOND, detail="csat"),
@@ -120,9 +123,7 @@ class TurnPipeline:
         vector = self.encoder.encode([inbound.text])[0]
         intent = self.classifier.predict(inbound.text, vector)
         urgency = self.urgency.assess(inbound.text, intent, UrgencyContext(
-            customer_tier=conversation.customer_tier,
-            recent_contacts=self.store.recent_conversations(
-                inbound.conversation_id, datetime.now(UTC) - timedelta(hours=self.recontact_window_hours)),
+            customer_tier=conversation.customer_tier, recent_contacts=context.recent_contacts,
         ), vector=vector)
         team = self.router.team_for(intent.intent)
         triage = Triage(intent, urgency, team)
@@ -173,8 +174,9 @@ class TurnPipeline:
         status = ConversationStatus.BOT
         channel = inbound.channel.value
         try:
-            transcript = self.store.transcript(inbound.conversation_id)
-            conversation = self.store.get_conversation(inbound.conversation_id)
+            context = self.store.turn_context(
+                inbound.conversation_id, datetime.now(UTC) - timedelta(hours=self.recontact_window_hours))
+            transcript, conversation = context.transcript, context.conversation
             status, channel = ConversationStatus(conversation.status), conversation.channel.value
         except Exception:
             log.error("could not read the conversation for a failed turn (message %s)", message_id)

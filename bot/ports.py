@@ -18,6 +18,7 @@ from domain.models import (
     IntentTurn,
     SearchHit,
     StoredMessage,
+    TurnContext,
     TurnRecord,
 )
 from handoff.waiting import WaitInfo
@@ -27,18 +28,19 @@ class ConversationStore(Protocol):
     """Persistence of conversations (``storage.conversations.ConversationRepository``).
 
     Contract: ``record_inbound`` commits before returning and reports retried deliveries;
+    ``turn_context`` reads the conversation, its transcript and the customer's repeat contacts consistently;
     ``record_turn`` is atomic and idempotent (a second call for the same message writes nothing).
     """
 
     def record_inbound(self, inbound: InboundMessage) -> tuple[StoredMessage, bool]: ...
+
+    def turn_context(self, conversation_id: str, since: datetime) -> TurnContext: ...
 
     def get_conversation(self, conversation_id: str) -> Conversation: ...
 
     def transcript(self, conversation_id: str, after_id: int = 0, limit: int = 500) -> list[StoredMessage]: ...
 
     def intent_history(self, conversation_id: str) -> list[IntentTurn]: ...
-
-    def recent_conversations(self, conversation_id: str, since: datetime) -> int: ...
 
     def customer_profile(self, conversation_id: str) -> CustomerProfile: ...
 

@@ -75,7 +75,7 @@ def post_message(conversation: CustomerConversationDep, services: ServicesDep, b
     result = services.pipeline.handle(InboundMessage(conversation.id, text, Channel.WEB, key))
     if result.handoff_id is not None or conversation.status != "bot":
         services.notifier.notify()  # agents watch the queue and the conversations they own live
-    inbound = services.conversations.get_message(result.message_id)
+    inbound = result.message or services.conversations.get_message(result.message_id)
     status_now = result.conversation_status or services.conversations.get_conversation(conversation.id).status
     return TurnOut(
         message=MessageOut.of(inbound), replies=[MessageOut.of(r) for r in result.replies],

@@ -163,6 +163,7 @@ class TurnResult:
     handoff_id: int | None = None
     duplicate: bool = False
     conversation_status: str | None = None  # who owns the conversation after the turn; None if unknown
+    message: StoredMessage | None = None  # the customer's message as stored (processed); None if not at hand
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,15 @@ class TurnRecord:
     replies: tuple[BotReply, ...]
     handoff: HandoffDraft | None = None
     conversation_status: str | None = None  # the status the turn saw (before a handoff changes it)
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What a turn reads before deciding, in one read: the conversation, its transcript, repeat contacts."""
+
+    conversation: Conversation
+    transcript: list[StoredMessage]  # oldest first, the message being processed included
+    recent_contacts: int  # other conversations of the same customer in the repeat-contact window
 
 
 @dataclass(frozen=True)

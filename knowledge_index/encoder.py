@@ -134,26 +134,52 @@ def resolve_model_path(model: str) -> Path:
 
 
 def load_encoder(model: str, device: str = "cpu", threads: int = 2, hash_dim: int = 384,
-                 backend: str = "torch", cache_dir: Path | None = None) -> Encoder:
+                 backend: str = "torch", cache_dir: Path | None = None, quantize: str = "none",
+                 allow_spinning: bool = False) -> Encoder:
     """Build the configured encoder.
 
     Args:
         model: ``hash`` / ``hash-<dim>`` (tests), a packaged model name, or a local folder.
         backend: ``onnx`` (exported once into ``cache_dir``, then onnxruntime) or ``torch``.
         cache_dir: where the ONNX export is kept.
+        quantize: ``int8`` runs a dynamically quantized copy of the ONNX export (onnx backend only); its
+            name gets ``+int8`` so indexes and intent models built with fp32 vectors are rebuilt.
+        allow_spinning: let onnxruntime's threads busy-wait between calls (lower latency on an idle
+            machine, CPU taken from everything else on a busy one).
+
+    Raises:
+        EncoderError: ``quantize="int8"`` without the onnx backend on CPU, or the int8 graph cannot be made.
     """
     if model == "hash" or model.startswith("hash-"):
         dim = int(model.split("-", 1)[1]) if "-" in model else hash_dim
         return HashEncoder(dim)
+    if quantize not in ("none", "int8"):
+        raise EncoderError(f"unknown encoder quantization {quantize!r}; use 'none' or 'int8'")
+    if quantize == "int8" and (backend != "onnx" or device != "cpu"):
+        raise EncoderError("encoder.quantize=int8 needs encoder.backend=onnx on the CPU")
     if backend == "onnx" and device == "cpu":
-        from knowledge_index.onnx_encoder import OnnxEncoder, export_onnx, onnx_cache_path
+        from knowledge_index.onnx_encoder import (
+            INT8_SUFFIX,
+            OnnxEncoder,
+            export_onnx,
+            int8_cache_path,
+            onnx_cache_path,
+            quantize_onnx,
+        )
 
         model_dir = resolve_model_path(model)
         try:
             onnx_path = onnx_cache_path(model_dir, cache_dir or model_dir / "onnx")
             if not onnx_path.exists():
                 export_onnx(model_dir, onnx_path)
-            return OnnxEncoder(model, model_dir, onnx_path, threads)
+            if quantize == "int8":
+                int8_path = int8_cache_path(onnx_path)
+                if not int8_path.exists():
+                    quantize_onnx(onnx_path, int8_path)
+                return OnnxEncoder(model + INT8_SUFFIX, model_dir, int8_path, threads, allow_spinning)
+            return OnnxEncoder(model, model_dir, onnx_path, threads, allow_spinning)
         except (EncoderError, OSError) as e:
+            if quantize == "int8":  # torch has no int8 path: falling back would silently change the vectors
+                raise EncoderError(f"the int8 encoder is unavailable: {e}") from e
             log.warning("ONNX backend unavailable (%s); using torch", e)
     return SentenceTransformerEncoder(model, device=device, threads=threads)

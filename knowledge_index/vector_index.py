@@ -146,6 +146,10 @@ class FaissIndex:
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         q = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(1, -1))
+        # One query is micro- to milliseconds of work: an OpenMP team costs more than it saves, and on a busy
+        # 2-core machine waiting for the second thread took 5-15 ms per search (docs/performance.md). The
+        # setting belongs to the calling thread, so it is made here, where the search runs.
+        self._faiss.omp_set_num_threads(1)
         with self._lock.read():
             n = self._index.ntotal
             if not n or k <= 0:

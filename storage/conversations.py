@@ -1,4 +1,8 @@
-"""Conversations, customers and messages: inbound first, then the whole turn in one transaction."""
+"""Conversations, customers and messages: inbound first, then the whole turn in one transaction.
+
+The per-turn paths (record_inbound, turn_context, record_turn) use Core statements with RETURNING rather
+than ORM objects: they run on every message, and the unit of work cost more CPU than the SQL itself.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from domain.enums import Channel, ConversationStatus, MessageStatus, Sender
 from domain.errors import NotFoundError
@@ -22,6 +27,7 @@ from domain.models import (
     InboundMessage,
     IntentTurn,
     StoredMessage,
+    TurnContext,
     TurnRecord,
 )
 from storage.customers import build_profile
@@ -37,6 +43,10 @@ from storage.tables import (
     PredictionRow,
     utcnow,
 )
+
+_MESSAGES = cast(Table, MessageRow.__table__)
+_PREDICTIONS = cast(Table, PredictionRow.__table__)
+_CONVERSATIONS = cast(Table, ConversationRow.__table__)
 
 
 class ConversationRepository:
@@ -108,23 +118,20 @@ class ConversationRepository:
         Returns:
             The stored message and True when it is a retried delivery already stored earlier.
         """
+        values = _message_values(inbound.conversation_id, Sender.CUSTOMER, inbound.text,
+                                 status=MessageStatus.RECEIVED.value, delivery_key=inbound.external_id,
+                                 payload={"channel": inbound.channel.value})
         try:
             with self.db.session() as s:
-                conversation = s.get(ConversationRow, inbound.conversation_id)
-                if conversation is None:
+                status = s.scalar(select(ConversationRow.status).where(ConversationRow.id == inbound.conversation_id))
+                if status is None:
                     raise NotFoundError(f"conversation {inbound.conversation_id} does not exist")
-                row = MessageRow(
-                    conversation_id=inbound.conversation_id, sender=Sender.CUSTOMER.value, text=inbound.text,
-                    status=MessageStatus.RECEIVED.value, delivery_key=inbound.external_id,
-                    payload={"channel": inbound.channel.value},
-                )
-                s.add(row)
-                s.flush()
-                if conversation.status == ConversationStatus.HUMAN.value:
+                message_id = int(s.execute(insert(_MESSAGES).values(values).returning(_MESSAGES.c.id)).scalar_one())
+                if status == ConversationStatus.HUMAN.value:
                     # Agents watch conversations they own live; bot-phase chatter is not streamed.
-                    append_event(s, "message.created", conversation_id=conversation.id,
-                                 payload={"message_id": row.id, "sender": "customer"})
-                return _message(row), False
+                    append_event(s, "message.created", conversation_id=inbound.conversation_id,
+                                 payload={"message_id": message_id, "sender": "customer"})
+                return _stored(message_id, values), False
         except IntegrityError:
             if inbound.external_id is None:
                 raise
@@ -156,11 +163,26 @@ class ConversationRepository:
     def transcript(self, conversation_id: str, after_id: int = 0, limit: int = 500) -> list[StoredMessage]:
         """Messages in order, optionally only those after a message id (for polling)."""
         with self.db.read() as s:
-            rows = s.scalars(
-                select(MessageRow).where(MessageRow.conversation_id == conversation_id, MessageRow.id > after_id)
-                .order_by(MessageRow.id).limit(limit)
-            ).all()
-            return [_message(r) for r in rows]
+            return _transcript(s, conversation_id, after_id, limit)
+
+    def turn_context(self, conversation_id: str, since: datetime) -> TurnContext:
+        """The conversation (with the customer's tier), its transcript and the customer's other conversations
+        started since ``since``: one read transaction, two statements. Raises NotFoundError."""
+        other = aliased(ConversationRow)
+        recent = (select(func.count()).select_from(other)
+                  .where(other.customer_id == ConversationRow.customer_id, other.id != ConversationRow.id,
+                         other.created_at >= since)
+                  .scalar_subquery())
+        with self.db.read() as s:
+            found = s.execute(
+                select(ConversationRow, CustomerRow.tier, recent)
+                .join(CustomerRow, CustomerRow.id == ConversationRow.customer_id)
+                .where(ConversationRow.id == conversation_id)
+            ).first()
+            if found is None:
+                raise NotFoundError(f"conversation {conversation_id} does not exist")
+            transcript = _transcript(s, conversation_id)
+        return TurnContext(_conversation(found[0], found[1]), transcript, int(found[2] or 0))
 
     def replies_to(self, message_id: int) -> list[StoredMessage]:
         """The bot replies produced by one inbound message."""
@@ -339,7 +361,7 @@ def _write_turn(s: Any, record: TurnRecord) -> tuple[list[StoredMessage], int | 
     if record.triage is not None:
         intent = record.triage.intent
         urgency = record.triage.urgency
-        s.add(PredictionRow(
+        s.execute(insert(_PREDICTIONS).values(
             message_id=record.message_id, conversation_id=record.conversation_id, intent=intent.intent,
             top_intent=intent.top_intent, confidence=intent.confidence, margin=intent.margin,
             out_of_scope=intent.out_of_scope, ranking=[list(r) for r in intent.ranking[:5]],
@@ -352,29 +374,59 @@ def _write_turn(s: Any, record: TurnRecord) -> tuple[list[StoredMessage], int | 
 
 def _write_outputs(s: Any, conversation_id: str, replies: Sequence[BotReply], handoff: HandoffDraft | None,
                    reply_to: int | None) -> tuple[list[StoredMessage], int | None]:
-    channel = s.scalar(select(ConversationRow.channel).where(ConversationRow.id == conversation_id))
-    delivery = delivery_status_for(channel)
     now = utcnow()
+    # Touching the conversation first returns its channel, which decides whether replies are pushed.
+    changes: dict[str, Any] = {"updated_at": now}
+    if handoff is not None:
+        changes["status"] = ConversationStatus.HUMAN.value
+    channel = s.scalar(update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == conversation_id).values(changes)
+                       .returning(_CONVERSATIONS.c.channel))
+    delivery = delivery_status_for(channel)
     rows = [
-        MessageRow(
-            conversation_id=conversation_id, sender=Sender.BOT.value, text=reply.text, kind=reply.kind.value,
-            status=MessageStatus.PROCESSED.value, reply_to=reply_to,
-            payload={"citations": [asdict(c) for c in reply.citations]}, processed_at=now,
-            delivery_status=delivery, next_delivery_at=now if delivery else None,
-        )
+        _message_values(conversation_id, Sender.BOT, reply.text, kind=reply.kind.value, reply_to=reply_to,
+                        payload={"citations": [asdict(c) for c in reply.citations]}, processed_at=now,
+                        delivery_status=delivery, next_delivery_at=now if delivery else None, created_at=now)
         for reply in replies
     ]
-    s.add_all(rows)
-    s.flush()
+    ids: list[int] = []
+    if rows:
+        ids = list(s.scalars(insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True), rows))
     handoff_id = None
     if handoff is not None:
         handoff_id = insert_handoff(s, conversation_id, handoff, reply_to)
-        s.execute(update(ConversationRow).where(ConversationRow.id == conversation_id)
-                  .values(status=ConversationStatus.HUMAN.value, updated_at=now))
         append_event(s, "conversation.status", conversation_id=conversation_id, payload={"status": "human"})
-    else:
-        s.execute(update(ConversationRow).where(ConversationRow.id == conversation_id).values(updated_at=now))
-    return [_message(r) for r in rows], handoff_id
+    return [_stored(i, v) for i, v in zip(ids, rows, strict=True)], handoff_id
+
+
+def _message_values(conversation_id: str, sender: Sender, text: str, *, kind: str | None = None,
+                    status: str = MessageStatus.PROCESSED.value, delivery_key: str | None = None,
+                    reply_to: int | None = None, payload: dict[str, Any] | None = None,
+                    processed_at: datetime | None = None, delivery_status: str | None = None,
+                    next_delivery_at: datetime | None = None, created_at: datetime | None = None) -> dict[str, Any]:
+    """Every column of a new message row but its id (so the domain message needs no read back)."""
+    return {"conversation_id": conversation_id, "sender": sender.value, "text": text, "kind": kind, "status": status,
+            "delivery_key": delivery_key, "reply_to": reply_to, "author": None, "payload": payload or {},
+            "attempts": 0, "created_at": created_at or utcnow(), "processed_at": processed_at,
+            "delivery_status": delivery_status, "delivery_attempts": 0, "next_delivery_at": next_delivery_at,
+            "delivery_error": None}
+
+
+def _stored(message_id: int, values: dict[str, Any]) -> StoredMessage:
+    """The domain view of a row just inserted with ``values``."""
+    return StoredMessage(
+        id=message_id, conversation_id=values["conversation_id"], sender=Sender(values["sender"]), text=values["text"],
+        created_at=values["created_at"], kind=values["kind"], status=values["status"], author=values["author"],
+        payload=dict(values["payload"]), delivery_status=values["delivery_status"],
+        delivery_attempts=values["delivery_attempts"], delivery_error=values["delivery_error"],
+    )
+
+
+def _transcript(s: Any, conversation_id: str, after_id: int = 0, limit: int = 500) -> list[StoredMessage]:
+    rows = s.execute(
+        select(_MESSAGES).where(_MESSAGES.c.conversation_id == conversation_id, _MESSAGES.c.id > after_id)
+        .order_by(_MESSAGES.c.id).limit(limit)
+    ).all()
+    return [_message(r) for r in rows]
 
 
 def delivery_status_for(channel: str | None) -> str | None:
@@ -392,7 +444,8 @@ def message_of(row: MessageRow) -> StoredMessage:
     return _message(row)
 
 
-def _message(row: MessageRow) -> StoredMessage:
+def _message(row: Any) -> StoredMessage:
+    """From an ORM row or a Core row of the messages table."""
     return StoredMessage(
         id=row.id, conversation_id=row.conversation_id, sender=Sender(row.sender), text=row.text,
         created_at=row.created_at, kind=row.kind, status=row.status, author=row.author,

