@@ -16,7 +16,7 @@ from fastapi import FastAPI
 def serve(app: FastAPI, start_timeout: float = 120.0) -> Iterator[str]:
     """Yields the base URL; the server (and the app's lifespan) stops when the block ends."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="none",
-                            loop="asyncio", access_log=False,
+                            loop="asyncio", access_log=False, timeout_keep_alive=600,
                             timeout_graceful_shutdown=2)  # live streams would otherwise hold shutdown
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)

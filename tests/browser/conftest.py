@@ -108,7 +108,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, minilm: Encoder, fake_
     # ws="none": no WebSocket library is imported (the app has no WebSocket routes); loop="asyncio":
     # a plain event loop in the worker thread.
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                            ws="none", loop="asyncio", access_log=False)
+                            ws="none", loop="asyncio", access_log=False,
+                            # The session-long API client reuses connections: uvicorn's 5 s idle close could
+                            # race a request on a busy machine ("Server disconnected without sending a response").
+                            timeout_keep_alive=600)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="browser-live-server", daemon=True)
     thread.start()

@@ -151,8 +151,10 @@ def test_agents_are_turned_away_and_admins_find_the_page(new_page: Callable[[], 
     expect(page.get_by_test_id("clusters")).to_be_hidden()
     assert desk_api.http.get("/api/trainer/inbox", headers=bearer(agent.token)).status_code == 403
 
-    # In the agent console the link to this page is only there for trainers and admins.
-    log_in(page, agent)
+    # The refused account keeps its staff session: the agent console takes it as it is, without a link here
+    # (the link is only there for trainers and admins).
+    page.goto("/agent")
+    expect(page.get_by_test_id("me")).to_have_text("Ann Agent · agent")
     expect(page.get_by_test_id("open-trainer")).to_be_hidden()
     admin = desk_api.staff("admin", "Ada Admin")
     console = new_page()

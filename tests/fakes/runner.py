@@ -15,7 +15,8 @@ import uvicorn
 def serve_in_thread(app: Any, name: str, start_timeout: float = 30.0) -> Iterator[str]:
     """Yields the base URL (``http://127.0.0.1:<port>``); the server stops when the block ends."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none",
-                            loop="asyncio", access_log=False)
+                            loop="asyncio", access_log=False,
+                            timeout_keep_alive=600)  # clients reuse connections; no idle-close race
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()

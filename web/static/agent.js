@@ -1,7 +1,8 @@
 // Agent console at /agent: log in, then the live queue (left) and the selected handoff (right).
 // The queue and the open handoff follow GET /api/desk/stream (fetch + SSE, see chat.sse.js).
 
-import { $, api, busy, isSupervisor, onUnauthorized, saveToken, showAlert, state } from "./agent.core.js";
+import { $, api, isSupervisor, showAlert, state } from "./agent.core.js";
+import { staffPage } from "./staff.page.js";
 import { forgetHandoff, insertText, onHandoffShown, reloadCanned, resetActions, retryDelivery, setupActions } from "./agent.actions.js";
 import { setupCanned } from "./agent.canned.js";
 import { renderDetail, setupDetail, showEmpty } from "./agent.detail.js";
@@ -13,37 +14,10 @@ let detailTicket = 0;
 let pending = null; // debounce timer for live events
 let wired = false;
 
-// --- login / logout ----------------------------------------------------------------------------------
+// --- the session (staff.page.js) --------------------------------------------------------------------
 
-function showLogin(message) {
-  $("desk-view").hidden = true;
-  $("login-view").hidden = false;
-  showAlert($("login-error"), message || "");
-  $("login-password").value = "";
-  $("login-username").focus();
-}
-
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const username = $("login-username").value.trim();
-  const password = $("login-password").value;
-  await busy($("login-submit"), $("login-error"), async () => {
-    const session = await api("POST", "/api/auth/login", { username, password });
-    saveToken(session.token);
-    await startDesk();
-  });
-});
-
-$("logout").addEventListener("click", async () => {
-  try { await api("POST", "/api/auth/logout"); } catch (e) { /* the session ends here either way */ }
-  endSession();
-});
-
-onUnauthorized(() => endSession("Your session has ended. Please log in again."));
-
-function endSession(message) {
+function resetDesk() {
   stopLive();
-  saveToken(null);
   state.info = null;
   state.selectedId = null;
   state.detail = null;
@@ -52,7 +26,6 @@ function endSession(message) {
   showEmpty();
   if ($("canned-dialog").open) $("canned-dialog").close();
   history.replaceState(null, "", window.location.pathname);
-  showLogin(message);
 }
 
 async function startDesk() {
@@ -60,18 +33,11 @@ async function startDesk() {
   try {
     info = await api("GET", "/api/desk");
   } catch (e) {
-    if (e.status === 403) {
-      saveToken(null);
-      showLogin("This account cannot use the agent desk (it needs the agent or supervisor role).");
-      return;
-    }
-    if (e.status !== 401) showLogin(e.message);
+    showAlert($("desk-error"), e.message);
     return;
   }
   state.info = info;
   const me = info.me;
-  const role = ["admin", "supervisor", "agent"].find((r) => me.roles.includes(r)) || me.roles[0];
-  $("me").textContent = `${me.display_name || me.username} · ${role}`;
   $("open-canned").hidden = !isSupervisor();
   $("open-kpis").hidden = !isSupervisor();
   $("open-trainer").hidden = !me.roles.some((r) => r === "trainer" || r === "admin");
@@ -82,8 +48,6 @@ async function startDesk() {
     setupActions(refreshAll);
     setupCanned(reloadCanned);
   }
-  $("login-view").hidden = true;
-  $("desk-view").hidden = false;
   await refreshQueue();
   const fromHash = Number((window.location.hash.match(/^#handoff-(\d+)$/) || [])[1]);
   if (fromHash) await select(fromHash);
@@ -150,7 +114,7 @@ function startLive() {
         setLive("reconnecting");
       } else if (name === "stopped") {
         setLive("offline");
-        if (error && error.status === 401) endSession("Your session has ended. Please log in again.");
+        if (error && error.status === 401) page.end("Your session has ended. Please log in again.");
       }
     },
   });
@@ -177,4 +141,7 @@ function schedule(event) {
 
 // --- start -------------------------------------------------------------------------------------------
 
-if (state.token) startDesk(); else showLogin();
+const page = staffPage({
+  view: "desk-view", roles: ["admin", "supervisor", "agent"], start: startDesk, reset: resetDesk,
+  refused: "This account cannot use the agent desk (it needs the agent or supervisor role).",
+});

@@ -2,68 +2,19 @@
 // (left), the article form with its live section preview, and "Try a question" (right).
 // Everything from the server goes into the page with textContent (article text is untrusted).
 
-import { $, api, busy, onUnauthorized, saveToken, session, showAlert } from "./staff.core.js";
+import { $, showAlert } from "./staff.core.js";
+import { staffPage } from "./staff.page.js";
 import { currentId, fill, fillTeams, isDirty, mayLeave, newArticle, openArticle, setupForm } from "./editor.form.js";
 import { knownArticle, refreshList, resetList, selectArticle, setupList } from "./editor.list.js";
 import { resetTry, setupTry } from "./editor.try.js";
 
-const EDITOR_ROLES = ["editor", "admin"];
 const REFUSED = "This page is for knowledge editors. Your account does not have the editor role, so it cannot "
   + "change help-center articles; ask an admin for the editor role.";
 let wired = false;
 
-// --- login / logout ----------------------------------------------------------------------------------
-
-function showLogin(message) {
-  $("editor-view").hidden = true;
-  $("login-view").hidden = false;
-  showAlert($("login-error"), message || "");
-  $("login-password").value = "";
-  $("login-username").focus();
-}
-
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const username = $("login-username").value.trim();
-  const password = $("login-password").value;
-  await busy($("login-submit"), $("login-error"), async () => {
-    const login = await api("POST", "/api/auth/login", { username, password });
-    saveToken(login.token);
-    await start();
-  });
-});
-
-$("logout").addEventListener("click", async () => {
-  if (!(await mayLeave())) return;
-  try { await api("POST", "/api/auth/logout"); } catch (e) { /* the session ends here either way */ }
-  endSession();
-});
-
-onUnauthorized(() => endSession("Your session has ended. Please log in again."));
-
-function endSession(message) {
-  saveToken(null);
-  resetList();
-  resetTry();
-  fill(null);
-  showLogin(message);
-}
+// --- the session (staff.page.js) and the page -------------------------------------------------------
 
 async function start() {
-  let me;
-  try {
-    me = await api("GET", "/api/auth/me");
-  } catch (e) {
-    if (e.status !== 401) showLogin(e.message);
-    return;
-  }
-  if (!me.roles.some((r) => EDITOR_ROLES.includes(r))) {
-    // The token stays (the same tab may use another staff page with it); the form can log in someone else.
-    showLogin(REFUSED);
-    return;
-  }
-  const role = me.roles.includes("editor") ? "editor" : "admin";
-  $("me").textContent = `${me.display_name || me.username} · ${role}`;
   if (!wired) {
     wired = true;
     setupList({ onOpen: (id) => openArticle(id) });
@@ -79,8 +30,6 @@ async function start() {
       if (id && id !== currentId()) openArticle(id);
     });
   }
-  $("login-view").hidden = true;
-  $("editor-view").hidden = false;
   showAlert($("page-error"), "");
   fill(null);
   await refreshList();
@@ -102,4 +51,7 @@ function remember(id) {
 
 // --- start -------------------------------------------------------------------------------------------
 
-if (session.token) start(); else showLogin();
+staffPage({
+  view: "editor-view", roles: ["editor", "admin"], refused: REFUSED, start, mayLeave,
+  reset: () => { resetList(); resetTry(); fill(null); },
+});

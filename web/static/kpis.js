@@ -3,7 +3,8 @@
 // Every piece of text goes into the page with textContent; nothing is ever parsed as HTML.
 
 import { reasonLabel } from "./agent.core.js";
-import { $, api, busy, el, onUnauthorized, option, percent, saveToken, session, showAlert } from "./staff.core.js";
+import { $, api, busy, el, option, percent, showAlert } from "./staff.core.js";
+import { staffPage } from "./staff.page.js";
 import { barChart, lineChart } from "./kpis.charts.js";
 
 const CHANNELS = { web: "Web", slack: "Slack", telegram: "Telegram", api: "API" };
@@ -11,50 +12,9 @@ const URGENCIES = ["critical", "high", "normal", "low"];
 let teams = [];
 let loading = 0; // ticket: only the newest request renders
 
-// --- session -------------------------------------------------------------------------------------------
-
-function showLogin(message) {
-  $("kpi-view").hidden = true;
-  $("login-view").hidden = false;
-  showAlert($("login-error"), message || "");
-  $("login-password").value = "";
-  $("login-username").focus();
-}
-
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  await busy($("login-submit"), $("login-error"), async () => {
-    const session = await api("POST", "/api/auth/login", { username: $("login-username").value.trim(), password: $("login-password").value });
-    saveToken(session.token);
-    await start();
-  });
-});
-
-$("logout").addEventListener("click", async () => {
-  try { await api("POST", "/api/auth/logout"); } catch (e) { /* the session ends here either way */ }
-  saveToken(null);
-  showLogin();
-});
-
-onUnauthorized(() => { saveToken(null); showLogin("Your session has ended. Please log in again."); });
+// --- the session (staff.page.js) -----------------------------------------------------------------------
 
 async function start() {
-  let me;
-  try {
-    me = await api("GET", "/api/auth/me");
-  } catch (e) {
-    if (e.status !== 401) showLogin(e.message);
-    return;
-  }
-  if (!me.roles.includes("supervisor") && !me.roles.includes("admin")) {
-    // The token stays: the same tab may still use the agent console with it.
-    showLogin("This account cannot see the KPIs (it needs the supervisor or admin role).");
-    return;
-  }
-  const role = me.roles.includes("admin") ? "admin" : "supervisor";
-  $("me").textContent = `${me.display_name || me.username} · ${role}`;
-  $("login-view").hidden = true;
-  $("kpi-view").hidden = false;
   readFilters();
   await load();
 }
@@ -265,4 +225,7 @@ function renderTables(k) {
 
 // --- boot ----------------------------------------------------------------------------------------------
 
-if (session.token) start(); else showLogin();
+staffPage({
+  view: "kpi-view", roles: ["admin", "supervisor"], start,
+  refused: "This account cannot see the KPIs (it needs the supervisor or admin role).",
+});

@@ -2,68 +2,20 @@
 // (left) and the models: retrain, evaluation, versions and regression cases (right).
 // Everything from the server goes into the page with textContent (customer text is untrusted).
 
-import { $, api, busy, onUnauthorized, saveToken, session, showAlert } from "./staff.core.js";
+import { $, api, busy, showAlert } from "./staff.core.js";
+import { staffPage } from "./staff.page.js";
 import { refreshInbox, resetInbox, setupInbox } from "./trainer.inbox.js";
 import { refreshCases, refreshVersions, resetModels, resumeJob, setupModels } from "./trainer.models.js";
 
-const TRAINER_ROLES = ["trainer", "admin"];
 const DESK_ROLES = ["agent", "supervisor", "admin"];
 const REFUSED = "This page is for trainers. Your account does not have the trainer role, so it cannot review "
   + "messages or retrain the model; ask an admin for the trainer role.";
 let wired = false;
 let statusTimer = null;
 
-// --- login / logout ----------------------------------------------------------------------------------
+// --- the session (staff.page.js) and the page -------------------------------------------------------
 
-function showLogin(message) {
-  $("trainer-view").hidden = true;
-  $("login-view").hidden = false;
-  showAlert($("login-error"), message || "");
-  $("login-password").value = "";
-  $("login-username").focus();
-}
-
-$("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const username = $("login-username").value.trim();
-  const password = $("login-password").value;
-  await busy($("login-submit"), $("login-error"), async () => {
-    const login = await api("POST", "/api/auth/login", { username, password });
-    saveToken(login.token);
-    await start();
-  });
-});
-
-$("logout").addEventListener("click", async () => {
-  try { await api("POST", "/api/auth/logout"); } catch (e) { /* the session ends here either way */ }
-  endSession();
-});
-
-onUnauthorized(() => endSession("Your session has ended. Please log in again."));
-
-function endSession(message) {
-  saveToken(null);
-  resetInbox();
-  resetModels();
-  showLogin(message);
-}
-
-async function start() {
-  let me;
-  try {
-    me = await api("GET", "/api/auth/me");
-  } catch (e) {
-    if (e.status !== 401) showLogin(e.message);
-    return;
-  }
-  if (!me.roles.some((r) => TRAINER_ROLES.includes(r))) {
-    // The trainer API refuses these accounts anyway; forget the token so the form can be used again.
-    saveToken(null);
-    showLogin(REFUSED);
-    return;
-  }
-  const role = ["admin", "trainer"].find((r) => me.roles.includes(r));
-  $("me").textContent = `${me.display_name || me.username} · ${role}`;
+async function start(me) {
   $("open-agent").hidden = !me.roles.some((r) => DESK_ROLES.includes(r));
   if (!wired) {
     wired = true;
@@ -72,8 +24,6 @@ async function start() {
     setupModels({ announce });
     $("export").addEventListener("click", download);
   }
-  $("login-view").hidden = true;
-  $("trainer-view").hidden = false;
   showAlert($("page-error"), "");
   await Promise.all([refreshInbox(), refreshVersions(), refreshCases(), resumeJob()]);
 }
@@ -108,4 +58,7 @@ async function download(event) {
 
 // --- start -------------------------------------------------------------------------------------------
 
-if (session.token) start(); else showLogin();
+staffPage({
+  view: "trainer-view", roles: ["admin", "trainer"], refused: REFUSED, start,
+  reset: () => { resetInbox(); resetModels(); },
+});
