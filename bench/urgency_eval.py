@@ -2,12 +2,17 @@
 
 Reads only ``text``, ``priority`` and ``split`` of ``support_tickets_priority/tickets_en.jsonl`` (the ``answer``
 field leaks the outcome and is never read). Split: the set's own ``test`` rows (801, a sha1 split made by the
-data's curator) are the test set; its ``train`` rows are split 80/20, stratified, seed 13, into training and
-validation by the same code as ``frontdesk train-urgency``. C and thresholds are chosen on validation only.
+data's curator) are the test set; its ``train`` rows (1,798) are what ``frontdesk train-urgency`` gets: it chooses
+C and the thresholds on 5-fold out-of-fold predictions (stratified, seed 13) and refits on all of them. Nothing is
+chosen on the test rows.
 
 Also measures the tone lexicon (Bitext's offensive-language flag, firing rates on the tickets) and, with
-``--signals``, the lexical and semantic signals on BANKING77 / CLINC150 / Bitext intents that mean fraud or a
-double charge (thresholds were chosen on their train/valid splits, reported here on test).
+``--signals``, the lexical and semantic signals on intent data sets: recall on intents that mean a signal
+(BANKING77 / CLINC150 fraud and double-charge intents, the demo's account_compromised and service_outage) and false
+alarms on every other intent of BANKING77, CLINC150 (in scope), Bitext and the demo. The semantic thresholds are
+chosen on the calibration rows (the sets' train/validation splits, the demo's nlu.yml) by
+``bench/experiments/urgency_thresholds.py`` and reported here on the test rows (the sets' test splits, the demo's
+held-out messages).
 
     .venv/bin/python bench/urgency_eval.py               # prints a summary, writes bench/results/urgency_eval-*.json
     .venv/bin/python bench/urgency_eval.py --signals     # plus the per-signal table (encodes ~40k short texts)
@@ -21,7 +26,9 @@ import argparse
 import hashlib
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +104,8 @@ def evaluate_priority(encoder: Any, cache: Path, min_high_recall: float) -> dict
 
     words = RuleUrgencyScorer({})
     rules = RuleUrgencyScorer({}, semantic=SemanticMatcher(encoder))
-    out: dict[str, Any] = {"split": {"train+validation": int((~test).sum()), "test": int(test.sum()),
-                                     "validation_fraction": 0.2, "seed": SEED,
+    out: dict[str, Any] = {"split": {"train (5-fold cross-validation inside)": int((~test).sum()),
+                                     "test": int(test.sum()), "folds": 5, "seed": SEED,
                                      "test_counts": {NAMES[k]: int(np.sum(y_te == k)) for k in range(3)}}}
     systems: dict[str, dict[str, Any]] = {}
     systems["majority (normal)"] = metrics(y_te, np.ones_like(y_te))
@@ -192,51 +199,103 @@ def evaluate_tone() -> dict[str, Any]:
                             "on_other_intents": round(float(frustrated[~complaint].mean()), 4)}}
 
 
-# Intents that mean a signal (positives), and intents too close to call (left out of both sides).
+# Intents that mean a signal (positives), and intents too close to call (left out of both sides). Every other
+# intent of a set counts as a negative: a signal firing there is a false alarm.
 SIGNAL_SETS: dict[str, dict[str, tuple[set[str], set[str]]]] = {
+    "safety": {"demo": (set(), {"report_abuse"})},  # abuse reports mix threats with spam and impersonation
+    "account_takeover": {"demo": ({"account_compromised"}, {"report_abuse"}),
+                         "banking77": (set(), {"compromised_card"})},
     "double_charge": {"banking77": ({"transaction_charged_twice"},
                                     {"extra_charge_on_statement", "card_payment_not_recognised",
                                      "pending_card_payment"}),
-                      "bitext_customer_support": (set(), {"payment_issue"})},
+                      "bitext_customer_support": (set(), {"payment_issue"}),
+                      "demo": (set(), {"billing_charge_dispute"})},
     "fraud": {"banking77": ({"card_payment_not_recognised", "cash_withdrawal_not_recognised",
                              "direct_debit_payment_not_recognised", "compromised_card"},
                             {"lost_or_stolen_card", "lost_or_stolen_phone", "extra_charge_on_statement",
                              "transaction_charged_twice"}),
               "clinc150": ({"report_fraud"}, {"report_lost_card", "freeze_account", "account_blocked"}),
-              "bitext_customer_support": (set(), {"payment_issue"})},
+              "bitext_customer_support": (set(), {"payment_issue"}),
+              "demo": (set(), {"billing_charge_dispute", "account_compromised", "report_abuse"})},
+    "legal": {"bitext_customer_support": (set(), {"complaint"})},
+    "outage": {"demo": ({"service_outage"}, set())},
 }
 SIGNAL_FILES = {"banking77": "banking77/banking77.jsonl", "clinc150": "clinc150/clinc150.jsonl",
                 "bitext_customer_support": "bitext_customer_support/bitext_customer_support.jsonl"}
+DEMO = BENCH_DIR.parent / "demo"
+
+
+@dataclass
+class SignalSet:
+    """One labelled intent set: texts, labels, which rows are test rows, and the best similarity per signal."""
+
+    name: str
+    texts: list[str]
+    labels: list[str]
+    test: np.ndarray
+    similarity: np.ndarray  # (rows, signals), columns in DEFAULT_SIGNALS order
+
+
+def load_signal_sets(encoder: Any, cache: Path) -> list[SignalSet]:
+    """BANKING77, CLINC150 (in-scope rows), Bitext (their own test splits) and the demo (nlu.yml / held-out)."""
+    from nlu.rasa_yaml import read_nlu
+
+    raw: list[tuple[str, list[str], list[str], np.ndarray]] = []
+    for name, rel in SIGNAL_FILES.items():
+        rows = [r for r in read_jsonl(SHARED / rel) if not (name == "clinc150" and r["label"] == "oos")]
+        raw.append((name, [str(r["text"]) for r in rows], [str(r["label"]) for r in rows],
+                    np.array([r["split"] == "test" for r in rows])))
+    pairs = read_nlu(DEMO / "nlu" / "nlu.yml").training_examples()
+    held_out = read_jsonl(DEMO / "eval" / "intents_heldout.jsonl")
+    raw.append(("demo", [t for t, _ in pairs] + [str(r["text"]) for r in held_out],
+                [i for _, i in pairs] + [str(r["intent"]) for r in held_out],
+                np.array([False] * len(pairs) + [True] * len(held_out))))
+    matcher = SemanticMatcher(encoder)
+    names = [s.name for s in DEFAULT_SIGNALS]
+    sets = []
+    for name, texts, labels, test in raw:
+        vectors = encode_cached(encoder, texts, cache)
+        sims = np.array([[matcher.best(v)[n][0] for n in names] for v in vectors], dtype=np.float32)
+        sets.append(SignalSet(name, texts, labels, test, sims))
+    return sets
+
+
+def signal_rows(sets: Sequence[SignalSet], index: int, part: str) -> dict[str, np.ndarray]:
+    """For one signal and part (calibration / test): positive?, word match?, similarity, data set and label."""
+    signal = DEFAULT_SIGNALS[index]
+    cols: dict[str, list[Any]] = {"positive": [], "words": [], "similarity": [], "set": [], "label": []}
+    for s in sets:
+        positives, excluded = SIGNAL_SETS.get(signal.name, {}).get(s.name, (set(), set()))
+        for i, (text, label) in enumerate(zip(s.texts, s.labels, strict=True)):
+            if bool(s.test[i]) != (part == "test") or label in excluded:
+                continue
+            cols["positive"].append(label in positives)
+            cols["words"].append(bool(signal.pattern.search(text)))
+            cols["similarity"].append(float(s.similarity[i, index]))
+            cols["set"].append(s.name)
+            cols["label"].append(label)
+    return {k: np.array(v) for k, v in cols.items()}
 
 
 def evaluate_signals(encoder: Any, cache: Path) -> dict[str, Any]:
     """Recall on intents that mean the signal, false alarms on all others: words, meaning, either."""
-    matcher = SemanticMatcher(encoder)
-    loaded = {}
-    for name, rel in SIGNAL_FILES.items():
-        rows = read_jsonl(SHARED / rel)
-        texts = [str(r["text"]) for r in rows]
-        loaded[name] = (rows, texts, encode_cached(encoder, texts, cache))
-    out: dict[str, Any] = {}
-    for signal in DEFAULT_SIGNALS:
+    sets = load_signal_sets(encoder, cache)
+    out: dict[str, Any] = {"sets": {s.name: {"calibration": int((~s.test).sum()), "test": int(s.test.sum())}
+                                    for s in sets}}
+    for index, signal in enumerate(DEFAULT_SIGNALS):
         for part in ("calibration", "test"):
-            pos: list[tuple[bool, bool]] = []
-            neg: list[tuple[bool, bool]] = []
-            for name, (rows, texts, vectors) in loaded.items():
-                positives, excluded = SIGNAL_SETS.get(signal.name, {}).get(name, (set(), set()))
-                for row, text, vector in zip(rows, texts, vectors, strict=True):
-                    if (row["split"] == "test") != (part == "test") or row["label"] in excluded:
-                        continue
-                    if name == "clinc150" and row["label"] == "oos":
-                        continue
-                    words = bool(signal.pattern.search(text))
-                    meaning = matcher.best(vector)[signal.name][0] >= signal.threshold
-                    (pos if row["label"] in positives else neg).append((words, meaning))
-            result: dict[str, Any] = {"positives": len(pos), "negatives": len(neg)}
-            for kind, pick in (("words", lambda w, m: w), ("meaning", lambda w, m: m), ("either", lambda w, m: w or m)):
-                result[kind] = {"recall": round(float(np.mean([pick(*p) for p in pos])), 3) if pos else None,
-                                "false_alarms": int(sum(pick(*n) for n in neg)),
-                                "false_alarm_rate": round(float(np.mean([pick(*n) for n in neg])), 4)}
+            rows = signal_rows(sets, index, part)
+            pos, words = rows["positive"], rows["words"]
+            meaning = rows["similarity"] >= signal.threshold
+            result: dict[str, Any] = {"threshold": signal.threshold, "positives": int(pos.sum()),
+                                      "negatives": int((~pos).sum())}
+            for kind, fired in (("words", words), ("meaning", meaning), ("either", words | meaning)):
+                result[kind] = {"recall": round(float(fired[pos].mean()), 3) if pos.any() else None,
+                                "false_alarms": int(fired[~pos].sum()),
+                                "false_alarm_rate": round(float(fired[~pos].mean()), 4)}
+            alarms = Counter(f"{s}:{lab}" for s, lab, f, p in zip(rows["set"], rows["label"], words | meaning, pos,
+                                                                  strict=True) if f and not p)
+            result["false_alarm_intents"] = dict(alarms.most_common(6))
             out[f"{signal.name} / {part}"] = result
     return out
 

@@ -1,4 +1,4 @@
-"""Train the urgency model from labelled tickets: read JSONL, split, fit, tune thresholds on validation, save."""
+"""Train the urgency model from labelled tickets: read JSONL, cross-validate, tune thresholds, refit, save."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def fit_weights(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.
 
 @dataclass
 class TrainingReport:
-    """What training did and how the model did on its validation slice."""
+    """What training did and how the model did on held-out tickets."""
 
     model: UrgencyModel
     path: Path | None
@@ -161,8 +161,10 @@ class TrainingReport:
         """One paragraph for the CLI."""
         v = self.validation
         counts = ", ".join(f"{k} {n}" for k, n in self.counts.items())
+        folds = self.model.meta.get("folds")
+        how = f"{folds}-fold cross-validation" if folds else "held-out slice"
         return (f"urgency model {self.model.version} ({counts}; C={self.model.meta.get('c')})\n"
-                f"validation, rules + model: macro-F1 {v['combined_macro_f1']:.3f}, high recall "
+                f"validation ({how}), rules + model: macro-F1 {v['combined_macro_f1']:.3f}, high recall "
                 f"{v['combined_high_recall']:.3f}; model alone: macro-F1 {v['model_macro_f1']:.3f}\n"
                 f"thresholds: high if p(high) >= {self.model.thresholds.high:.2f}, "
                 f"low if p(low) >= {self.model.thresholds.low:.2f}")
@@ -175,13 +177,19 @@ def rule_evidence(rules: RuleUrgencyScorer, texts: Sequence[str], vectors: np.nd
 
 def train_urgency(texts: Sequence[str], y: np.ndarray, vectors: np.ndarray, rules: RuleUrgencyScorer,
                   encoder_name: str, min_high_recall: float = 0.9, val_fraction: float = 0.2,
-                  seed: int = 13) -> tuple[UrgencyModel, dict[str, float]]:
-    """Fit on a stratified training slice; choose C (log-loss) and thresholds (macro-F1) on the validation slice.
+                  seed: int = 13, folds: int = 5) -> tuple[UrgencyModel, dict[str, float]]:
+    """Choose C (log-loss) and thresholds (macro-F1 at ``min_high_recall``) on held-out predictions, then fit.
+
+    With ``folds`` >= 2 (the default) the held-out predictions are out-of-fold ones from a stratified k-fold
+    split of all tickets, and the final model is refitted on all of them; the validation figures are then
+    cross-validated ones (thresholds chosen on the same predictions, so slightly optimistic). With ``folds``
+    below 2, one stratified slice of ``val_fraction`` is held out and the model keeps the weights fitted on
+    the rest (the first protocol; kept for comparison in ``bench/experiments/urgency_cv.py``).
 
     Raises:
         ValidationError: fewer than two levels, or a level with fewer than 5 tickets.
     """
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import StratifiedKFold, train_test_split
 
     counts = {LEVELS[k].value: int(np.sum(y == k)) for k in range(3) if np.sum(y == k)}
     thin = [f"{k} ({n})" for k, n in counts.items() if n < MIN_PER_LEVEL]
@@ -192,45 +200,66 @@ def train_urgency(texts: Sequence[str], y: np.ndarray, vectors: np.ndarray, rule
     evidence = rule_evidence(rules, texts, vectors)
     features = np.stack([ev.features for ev in evidence])
     x = np.hstack([vectors, features]).astype(np.float64)
-    tr, va = train_test_split(np.arange(len(y)), test_size=val_fraction, stratify=y, random_state=seed)
-    best: tuple[float, float, UrgencyModel] | None = None
+    if folds >= 2:
+        k = min(folds, MIN_PER_LEVEL)
+        splits = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(x, y))
+        held_out = np.arange(len(y))
+    else:
+        tr, va = train_test_split(np.arange(len(y)), test_size=val_fraction, stratify=y, random_state=seed)
+        splits = [(tr, va)]
+        held_out = va
+    best: tuple[float, float, np.ndarray] | None = None  # (log-loss, C, held-out probabilities)
     for c in C_GRID:
-        coef, intercept, mean, scale = fit_weights(x[tr], y[tr], c)
-        model = UrgencyModel(coef, intercept, mean, scale, Thresholds(1.0, 1.0), encoder_name,
-                             rules.feature_names(), rules.semantic is not None)
-        probs = model.probabilities(vectors[va], features[va])
-        loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(va)), y[va]], 1e-9))))
+        probs = np.zeros((len(y), 3))
+        for tr, va in splits:
+            coef, intercept, mean, scale = fit_weights(x[tr], y[tr], c)
+            probs[va] = _probabilities(x[va], coef, intercept, mean, scale)
+        loss = float(-np.mean(np.log(np.maximum(probs[held_out, y[held_out]], 1e-9))))
         if best is None or loss < best[0]:
-            best = (loss, c, model)
+            best = (loss, c, probs)
     assert best is not None
-    loss, c, model = best
-    probs = model.probabilities(vectors[va], features[va])
-    table = outcome_table([evidence[i] for i in va])
-    combined = tune_thresholds(probs, y[va], table, min_high_recall)
-    alone = tune_thresholds(probs, y[va], None, min_high_recall)
-    pred = table[np.arange(len(va)), combined.ranks(probs)]
+    loss, c, probs = best
+    fit_rows = np.arange(len(y)) if folds >= 2 else splits[0][0]
+    coef, intercept, mean, scale = fit_weights(x[fit_rows], y[fit_rows], c)
+    probs, y_va = probs[held_out], y[held_out]
+    table = outcome_table([evidence[i] for i in held_out])
+    combined = tune_thresholds(probs, y_va, table, min_high_recall)
+    alone = tune_thresholds(probs, y_va, None, min_high_recall)
+    pred = table[np.arange(len(held_out)), combined.ranks(probs)]
     validation = {
-        "combined_macro_f1": macro_f1(y[va], pred), "combined_high_recall": high_recall(y[va], pred),
-        "model_macro_f1": macro_f1(y[va], alone.ranks(probs)),
-        "model_high_recall": high_recall(y[va], alone.ranks(probs)), "log_loss": loss,
+        "combined_macro_f1": macro_f1(y_va, pred), "combined_high_recall": high_recall(y_va, pred),
+        "model_macro_f1": macro_f1(y_va, alone.ranks(probs)),
+        "model_high_recall": high_recall(y_va, alone.ranks(probs)), "log_loss": loss,
     }
     meta: dict[str, Any] = {
-        "c": c, "seed": seed, "val_fraction": val_fraction, "min_high_recall": min_high_recall,
-        "counts": counts, "n_train": len(tr), "n_validation": len(va), "validation": validation,
+        "c": c, "seed": seed, "folds": len(splits) if folds >= 2 else 0,
+        "val_fraction": None if folds >= 2 else val_fraction, "min_high_recall": min_high_recall,
+        "counts": counts, "n_fit": len(fit_rows), "n_validation": len(held_out), "validation": validation,
         "model_alone_thresholds": {"high": alone.high, "low": alone.low},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    final = UrgencyModel(model.coef, model.intercept, model.mean, model.scale, combined, encoder_name,
-                         model.features, model.semantic, meta)
+    final = UrgencyModel(coef, intercept, mean, scale, combined, encoder_name, rules.feature_names(),
+                         rules.semantic is not None, meta)
     return final, validation
 
 
+def _probabilities(x: np.ndarray, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray,
+                   scale: np.ndarray) -> np.ndarray:
+    """Softmax of the standardized logits, as :meth:`UrgencyModel.probabilities` computes them."""
+    logits = ((x - mean) / scale) @ coef.T + intercept
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+
 def train_from_jsonl(path: Path, encoder: TextEncoder, rules: RuleUrgencyScorer, out: Path | None,
-                     min_high_recall: float = 0.9, seed: int = 13, progress: bool = False) -> TrainingReport:
+                     min_high_recall: float = 0.9, seed: int = 13, progress: bool = False,
+                     folds: int = 5) -> TrainingReport:
     """Read, encode (with a progress bar), train and save; the CLI's ``train-urgency``."""
     texts, y = read_labelled(path)
     vectors = encode_all(encoder, texts, progress=progress)
-    model, validation = train_urgency(texts, y, vectors, rules, encoder.name, min_high_recall, seed=seed)
+    model, validation = train_urgency(texts, y, vectors, rules, encoder.name, min_high_recall, seed=seed,
+                                      folds=folds)
     saved = model.save(out) if out is not None else None
     counts = {LEVELS[k].value: int(np.sum(y == k)) for k in range(3)}
     log.info("trained urgency model %s on %d tickets", model.version, len(texts))

@@ -26,7 +26,7 @@ def test_train_urgency_saves_a_model_and_reports_validation(tickets_file: Path, 
     out, err = capsys.readouterr()
     default = tmp_path / "var" / "models" / "urgency.npz"
     assert "urgency model urg-" in out and "low 40, normal 40, high 40" in out
-    assert "validation, rules + model: macro-F1" in out
+    assert "validation (5-fold cross-validation), rules + model: macro-F1" in out
     assert f"FRONTDESK_URGENCY__MODEL_PATH={default}" in out
     assert "Encoding examples" in err  # the progress bar
     assert UrgencyModel.load(default).encoder == "hash-384"

@@ -100,6 +100,8 @@ def test_scores_grow_with_level_and_evidence() -> None:
         ("you charged me 2 times", Urgency.HIGH, "charged twice ('charged me 2 times')"),
         ("I was charged more than once", Urgency.HIGH, "charged twice ('charged more than once')"),
         ("I paid twice for one order", Urgency.HIGH, "charged twice ('paid twice')"),
+        ("I'm going to sue", Urgency.HIGH, "legal action or a chargeback ('going to sue')"),
+        ("I'll sue you for this", Urgency.HIGH, "legal action or a chargeback ('I'll sue')"),
         ("I'm reporting you to trading standards", Urgency.HIGH, "legal action or a chargeback ('reporting you to')"),
         ("complaint filed with the Better Business Bureau", Urgency.HIGH,
          "legal action or a chargeback ('Better Business Bureau')"),
@@ -111,6 +113,7 @@ def test_scores_grow_with_level_and_evidence() -> None:
         ("smoke is coming out of the charger", Urgency.CRITICAL, "risk to someone's safety ('smoke is coming')"),
         ("I feel unsafe walking to the pickup point", Urgency.CRITICAL, "risk to someone's safety ('feel unsafe')"),
         ("my ex keeps threatening me in messages", Urgency.CRITICAL, "risk to someone's safety ('threatening me')"),
+        ("my husband said he will hurt me", Urgency.CRITICAL, "risk to someone's safety ('will hurt me')"),
     ],
 )
 def test_each_hard_signal_sets_its_level_with_the_words_as_evidence(text: str, level: Urgency,
@@ -213,6 +216,8 @@ def test_score_lies_in_its_level_band(text: str, intent: str | None, context: Ur
         "can I use the app offline?",
         "I was charged several times over the year for my subscription",
         "please report this to your manager",
+        "a late payment will hurt my credit score",
+        "my name is Stu, not Sue",
         "where can I see my card transactions?",
     ],
 )
