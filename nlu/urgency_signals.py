@@ -54,6 +54,7 @@ def _rx(*alternatives: str) -> re.Pattern[str]:
 
 
 _PLACES = r"(?:site|website|app|service|server|system|platform|portal)s?"
+_MONEY_OUT = r"(?:transactions?|payments?|charges?|purchases?|withdrawa?ls?|withdraws?|debits?)"
 _INTENDS = r"(?:will|going to|gonna|wants? to|tried to|trying to)"
 _PEOPLE = r"child|children|kids?|son|daughter|wife|husband|partner|family|mother|father|mom|mum|dad|baby|friend"
 
@@ -99,7 +100,10 @@ DEFAULT_SIGNALS: tuple[Signal, ...] = (
         _rx(r"fraud\w*", r"unauthori[sz]ed (?:charges?|payments?|transactions?|purchases?|debits?|withdrawals?)",
             r"stolen card", r"scam\w*", r"didn'?t authori[sz]e", r"never authori[sz]ed", r"identity theft",
             r"stole my (?:card details|card|identity|money)",
-            r"(?:transactions?|payments?|charges?|purchases?|withdrawals?) (?:that )?I (?:did ?n[o']t|never) make",
+            rf"{_MONEY_OUT}[^.?!,;]{{0,40}}\b(?:that |which )?I (?:did ?n[o']t|never|did not actually|have ?n[o']t) "
+            r"(?:make|made|do|did|authori[sz]e|withdraw|order|buy)",
+            rf"(?:unauthori[sz]ed|unknown|strange|suspicious|mysterious) (?:cash |card |direct debit )?{_MONEY_OUT}",
+            r"I (?:did ?n[o']t|never|did not) (?:withdraw|make|authori[sz]e) (?:this|that|these|them)\b",
             r"(?:don'?t|do not|didn'?t|did not) recogni[sz]e (?:this|that|these|a|an|the|some) "
             r"(?:\w+ )?(?:transactions?|payments?|charges?|purchases?|withdrawals?|debits?)"),
         Urgency.HIGH, "mentions fraud or an unauthorized charge",

@@ -97,6 +97,10 @@ def test_scores_grow_with_level_and_evidence() -> None:
         ("I don't recognise this card payment", Urgency.HIGH,
          "unauthorized charge ('don't recognise this card payment')"),
         ("a thief stole my card details", Urgency.HIGH, "unauthorized charge ('stole my card details')"),
+        ("there's a card payment here which I did not make", Urgency.HIGH,
+         "unauthorized charge ('payment here which I did not make')"),
+        ("I didn't make this transfer", Urgency.HIGH, "unauthorized charge ('I didn't make this')"),
+        ("what is this suspicious charge?", Urgency.HIGH, "unauthorized charge ('suspicious charge')"),
         ("you charged me 2 times", Urgency.HIGH, "charged twice ('charged me 2 times')"),
         ("I was charged more than once", Urgency.HIGH, "charged twice ('charged more than once')"),
         ("I paid twice for one order", Urgency.HIGH, "charged twice ('paid twice')"),
@@ -218,6 +222,7 @@ def test_score_lies_in_its_level_band(text: str, intent: str | None, context: Ur
         "please report this to your manager",
         "a late payment will hurt my credit score",
         "my name is Stu, not Sue",
+        "I didn't make the payment on time, is there a fee?",
         "where can I see my card transactions?",
     ],
 )
