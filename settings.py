@@ -209,8 +209,11 @@ class TrainerSettings(BaseModel):
     low_confidence: float = Field(default=0.5, ge=0, le=1)
     # None: the serving model's own margin, learned on validation data (nlu.ambiguity_target_accuracy).
     ambiguous_margin: float | None = Field(default=None, ge=0, le=1)
-    # Share of the training data held out to evaluate each retrained candidate.
+    # Share of the training data held out (by text hash, see nlu/heldout.py) to compare a retrained candidate
+    # with the active model; candidates are trained without it.
     heldout_fraction: float = Field(default=0.1, ge=0, le=0.5)
+    # Model files kept after a retrain: the active version, this many newest versions and undecided candidates.
+    keep_versions: int = Field(default=10, ge=1)
     # Inbox messages at least this similar (cosine) are grouped into one cluster.
     cluster_similarity: float = Field(default=0.75, ge=0, le=1)
 

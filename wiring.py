@@ -23,8 +23,8 @@ from handoff.routing import TeamsConfig, load_teams
 from handoff.sla import SlaTarget
 from knowledge_index.batching import BatchingEncoder
 from knowledge_index.encoder import Encoder, load_encoder
-from knowledge_index.importer import import_folder
 from knowledge_index.fusion import RetrievalWeights
+from knowledge_index.importer import import_folder
 from knowledge_index.knowledge_base import KnowledgeBase
 from nlu.fitting import FitConfig
 from nlu.intent import IntentModel
@@ -188,7 +188,7 @@ def build_services(settings: Settings, encoder: Encoder | None = None, progress:
         search_k=settings.knowledge.search_k,
     )
     trainer_store = TrainerStore(db)
-    factory = IntentModelFactory(batching, inner.name, settings.model_dir, intent_fit_config(settings))
+    factory = IntentModelFactory(inner.name, settings.model_dir, intent_fit_config(settings))
     serving = _serving_model(trainer_store, factory, classifier)
     pipeline.classifier = serving
     desk.intents = frozenset(serving.intents)
@@ -210,6 +210,7 @@ def build_services(settings: Settings, encoder: Encoder | None = None, progress:
                           low_confidence=settings.trainer.low_confidence,
                           ambiguous_margin=settings.trainer.ambiguous_margin,
                           heldout_fraction=settings.trainer.heldout_fraction,
+                          keep_versions=settings.trainer.keep_versions,
                           cluster_threshold=settings.trainer.cluster_similarity)
     services = Services(settings, db, conversations, handoffs, staff, auth, articles, batching, knowledge,
                         classifier, teams, composer, pipeline, desk, desk_store, canned, EventLog(db), notifier,

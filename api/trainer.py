@@ -1,4 +1,5 @@
-"""The trainers' API: the inbox of likely misclassifications, actions, retraining, versions, export."""
+"""The trainers' API: the inbox of likely misclassifications, actions and their undo, added examples, retraining,
+versions (activate, reject, roll back), regression cases, export."""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ class JobOut(BaseModel):
     id: int
     status: str
     progress: float
-    stage: str
+    step: str = Field(description="queued, preparing, encoding, fitting, evaluating, saving, done or failed")
+    stage: str = Field(description="what the job is doing now, in words")
     error: str | None
     candidate_version: str | None
     created_by: str
@@ -98,6 +100,9 @@ class VersionOut(BaseModel):
     created_at: datetime
     activated_at: datetime | None
     activated_by: str | None
+    rejected_at: datetime | None
+    rejected_by: str | None
+    pruned_at: datetime | None = Field(description="when its model file was deleted; it can no longer be activated")
 
 
 class ActivateIn(BaseModel):
@@ -114,6 +119,38 @@ class CaseOut(BaseModel):
     expected_intent: str | None
     created_by: str
     created_at: datetime
+    message_id: int | None
+
+
+class ExampleOut(BaseModel):
+    """A training example a trainer added (intent None: out of scope)."""
+
+    id: int
+    text: str
+    intent: str | None
+    created_by: str
+    created_at: datetime
+    message_id: int | None
+
+
+class ReviewOut(BaseModel):
+    """A trainer's decision on an inbox message."""
+
+    message_id: int
+    text: str
+    action: str
+    intent: str | None
+    reviewed_by: str
+    reviewed_at: datetime
+
+
+class UndoOut(BaseModel):
+    """What undoing a decision took back; the message is in the inbox again."""
+
+    message_id: int
+    action: str
+    removed_example: bool
+    removed_regression_case: bool
 
 
 def _loop(services: Services) -> tuple[TrainerLoop, TrainerStore]:
@@ -153,6 +190,36 @@ def act(services: ServicesDep, trainer: TrainerDep, body: ActionIn) -> ActionOut
     return ActionOut(applied=applied)
 
 
+@router.get("/reviews", response_model=list[ReviewOut])
+def reviews(services: ServicesDep, _: TrainerDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+            ) -> list[ReviewOut]:
+    """The latest decisions on inbox messages, newest first."""
+    store = _store(services)
+    return [ReviewOut(**r.__dict__) for r in store.reviews(limit)]
+
+
+@router.delete("/reviews/{message_id}", response_model=UndoOut)
+def undo_review(services: ServicesDep, _: TrainerDep, message_id: int) -> UndoOut:
+    """Undo a decision: the message returns to the inbox; the training example and regression case it added
+    are removed."""
+    loop, _store = _loop(services)
+    return UndoOut(**loop.undo_review(message_id).__dict__)
+
+
+@router.get("/examples", response_model=list[ExampleOut])
+def examples(services: ServicesDep, _: TrainerDep) -> list[ExampleOut]:
+    """The training examples trainers added on top of nlu.yml, newest first."""
+    store = _store(services)
+    return [ExampleOut(**e.__dict__) for e in reversed(store.examples())]
+
+
+@router.delete("/examples/{example_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_example(services: ServicesDep, _: TrainerDep, example_id: int) -> None:
+    """Remove an added example: the next retrain no longer learns it (nlu.yml's own label, if any, returns)."""
+    store = _store(services)
+    store.remove_example(example_id)
+
+
 @router.post("/retrain", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED)
 def retrain(services: ServicesDep, trainer: TrainerDep) -> JobOut:
     """Train a candidate in the background; 409 while another retrain runs. The active model keeps serving."""
@@ -184,10 +251,21 @@ def versions(services: ServicesDep, _: TrainerDep) -> list[VersionOut]:
 @router.post("/versions/{version}/activate", response_model=VersionOut)
 def activate(services: ServicesDep, trainer: TrainerDep, version: str, body: ActivateIn | None = None
              ) -> VersionOut:
-    """Serve this version (a new candidate, or any earlier one to roll back)."""
+    """Serve this version (a new candidate, or any earlier one to roll back).
+
+    409 when its model file was pruned, or when it gets one of today's regression cases wrong (the message lists
+    them) unless ``force`` is set.
+    """
     loop, _store = _loop(services)
     record = loop.activate(version, trainer.username, force=bool(body and body.force))
     return VersionOut(**record.__dict__)
+
+
+@router.post("/versions/{version}/reject", response_model=VersionOut)
+def reject(services: ServicesDep, trainer: TrainerDep, version: str) -> VersionOut:
+    """Keep the active model: the candidate is marked rejected (who and when); 409 if it is not a candidate."""
+    loop, _store = _loop(services)
+    return VersionOut(**loop.reject(version, trainer.username).__dict__)
 
 
 @router.get("/regression-cases", response_model=list[CaseOut])

@@ -122,8 +122,9 @@ def fit_intent_head(vectors: np.ndarray, labels: np.ndarray, n_intents: int, oos
             val_x = np.concatenate([x, oos_vectors])
             val_y = np.concatenate([y, [-1]])
     chosen = _select(config.method, x, y, n_classes, val_x, val_y, groups, config, report_progress)
-    report_progress(0.85, "fitting the final model")
+    report_progress(SELECT_SHARE, "fitting the final model")
     head = _final_head(config.method, x, y, n_classes, chosen)
+    report_progress(0.95, "calibrating the temperature and the thresholds")
     val_logits: np.ndarray = chosen["logits"]
     scorable = val_y >= 0
     temperature = fit_temperature(val_logits[scorable], val_y[scorable])
@@ -171,16 +172,29 @@ def _validation_similarity(x: np.ndarray, in_scope: np.ndarray, val_x: np.ndarra
     return out
 
 
+# Shares of fit_intent_head's progress: the fold fits (hyper-parameter search), then the final head; in an
+# ensemble the linear folds take most of the search (the neighbour search is one matrix product per block).
+SELECT_SHARE = 0.85
+ENSEMBLE_LINEAR_SHARE = 0.8
+
+
 def _select(method: Method, x: np.ndarray, y: np.ndarray, n_classes: int, val_x: np.ndarray, val_y: np.ndarray,
             groups: np.ndarray | None, config: FitConfig, progress: Progress) -> dict[str, Any]:
-    """Held-out logits of every candidate setting; returns the best (by accuracy, then NLL) with its logits."""
+    """Held-out logits of every candidate setting; returns the best (by accuracy, then NLL) with its logits.
+
+    Reports progress from 0 to ``SELECT_SHARE`` as the folds are fitted.
+    """
     candidates: list[dict[str, Any]] = []
     linear: list[dict[str, Any]] = []
     knn: list[dict[str, Any]] = []
+    linear_share = SELECT_SHARE * (ENSEMBLE_LINEAR_SHARE if method == "ensemble" else 1.0)
     if method in ("linear", "ensemble"):
-        linear = _linear_candidates(x, y, n_classes, val_x, val_y, groups, config, progress)
+        linear = _linear_candidates(x, y, n_classes, val_x, val_y, groups, config,
+                                    lambda f, s: progress(linear_share * f, s))
     if method in ("knn", "ensemble"):
-        knn = _knn_candidates(x, y, n_classes, val_x, groups)
+        start = linear_share if method == "ensemble" else 0.0
+        knn = _knn_candidates(x, y, n_classes, val_x, groups,
+                              lambda f, s: progress(start + (SELECT_SHARE - start) * f, s))
     if method == "linear":
         candidates = linear
     elif method == "knn":
@@ -210,7 +224,9 @@ def _linear_candidates(x: np.ndarray, y: np.ndarray, n_classes: int, val_x: np.n
         logits = np.zeros((len(val_x), n_classes), dtype=np.float32)
         fold_heads: dict[int, LinearHead] = {}
         for fi, fold in enumerate(folds):
-            progress(0.8 * (ci * len(folds) + fi) / steps, f"cross-fitting the linear head (C={c:g})")
+            where = "on the validation set" if groups is None else f"fold {fi + 1} of {len(folds)}"
+            progress((ci * len(folds) + fi) / steps,
+                     f"fitting folds: linear head, C={c:g} ({ci + 1} of {len(C_GRID)}), {where}")
             train = np.ones(len(x), dtype=bool) if groups is None else groups != fold
             # Warm start: this fold at the previous C, else the previous fold (their solutions are close).
             init = warm.get(fold) or (fold_heads[folds[fi - 1]] if fi else None)
@@ -224,12 +240,14 @@ def _linear_candidates(x: np.ndarray, y: np.ndarray, n_classes: int, val_x: np.n
             extra = val_x[len(x):]
             logits[len(x):] = np.mean([h.logits(extra) for h in fold_heads.values()], axis=0)
         out.append({"C": c, "logits": logits, "init": fold_heads[folds[0]]})
+    progress(1.0, "fitting folds: linear head done")
     return out
 
 
 def _knn_candidates(x: np.ndarray, y: np.ndarray, n_classes: int, val_x: np.ndarray, groups: np.ndarray | None,
-                    ) -> list[dict[str, Any]]:
+                    progress: Progress) -> list[dict[str, Any]]:
     k_max = max(K_GRID)
+    progress(0.0, "fitting folds: nearest neighbours of every example in the other folds")
     if groups is None:
         sims, idx = top_neighbours(val_x, x, k_max)
     else:
@@ -238,8 +256,13 @@ def _knn_candidates(x: np.ndarray, y: np.ndarray, n_classes: int, val_x: np.ndar
             extra_sims, extra_idx = top_neighbours(val_x[len(x):], x, k_max)
             sims, idx = np.concatenate([sims, extra_sims]), np.concatenate([idx, extra_idx])
     probe = KnnHead(x[:1], y[:1], n_classes, 1, 1.0)
-    return [{"k": k, "tau": tau, "logits": probe.logits_from_neighbours(sims, y[idx], k, tau)}
-            for k in K_GRID for tau in TAU_GRID]
+    out: list[dict[str, Any]] = []
+    for ki, k in enumerate(K_GRID):
+        progress(0.5 + 0.5 * ki / len(K_GRID), f"fitting folds: neighbour head, k={k} ({ki + 1} of {len(K_GRID)})")
+        out.extend({"k": k, "tau": tau, "logits": probe.logits_from_neighbours(sims, y[idx], k, tau)}
+                   for tau in TAU_GRID)
+    progress(1.0, "fitting folds: neighbour head done")
+    return out
 
 
 def _final_head(method: Method, x: np.ndarray, y: np.ndarray, n_classes: int, chosen: dict[str, Any]) -> Head:

@@ -1,86 +1,31 @@
-"""The trainer loop: inbox actions, background retraining, evaluation, activation, rollback and export."""
+"""The trainer loop: inbox actions and their undo, background retraining, evaluation, activation, rollback,
+pruning of old model files, and export."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import random
 import threading
 import traceback
-from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from domain.errors import ConflictError, ValidationError
-from domain.models import IntentPrediction
+from domain.errors import ConflictError, NotFoundError, ValidationError
+from nlu.heldout import HELDOUT_RULE, HeldOutSplit, heldout_scores, split_heldout
 from nlu.intent import check_training_data
 from nlu.rasa_yaml import NluData, dump_nlu, from_pairs, read_nlu
 from nlu.review import Cluster, cluster, reasons_for
+from nlu.trainer_ports import Encoder, ModelFactory, Progress, TrainedModel, TrainerStorePort
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
-
-
-class TrainedModel(Protocol):
-    """An intent model the loop can evaluate, save and serve."""
-
-    version: str
-    intents: tuple[str, ...]
-
-    def predict(self, text: str, vector: np.ndarray) -> IntentPrediction: ...
-
-
-class ModelFactory(Protocol):
-    """Trains and loads intent models (the configured method)."""
-
-    method: str
-
-    def train(self, pairs: Sequence[tuple[str, str]], oos_texts: Sequence[str], progress: Progress) -> TrainedModel:
-        ...
-
-    def load(self, version: str) -> TrainedModel | None: ...
-
-
-class Encoder(Protocol):
-    """The shared sentence encoder."""
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-class TrainerStorePort(Protocol):
-    """``storage.trainer.TrainerStore``."""
-
-    def register_version(self, version: str, method: str, status: str, training_size: int,
-                         metrics: dict[str, Any], created_by: str) -> Any: ...
-
-    def version(self, version: str) -> Any: ...
-
-    def active_version(self) -> Any: ...
-
-    def activate(self, version: str, actor: str) -> Any: ...
-
-    def add_example(self, text: str, intent: str | None, actor: str, message_id: int | None = None) -> Any: ...
-
-    def examples(self) -> list[Any]: ...
-
-    def add_regression_case(self, text: str, expected_intent: str | None, actor: str,
-                            message_id: int | None = None) -> Any: ...
-
-    def regression_cases(self) -> list[Any]: ...
-
-    def review(self, message_id: int, action: str, intent: str | None, actor: str) -> None: ...
-
-    def message_text(self, message_id: int) -> str: ...
-
-    def inbox_candidates(self, low_confidence: float, ambiguous_margin: float, limit: int = 500) -> list[Any]: ...
-
-    def start_job(self, actor: str) -> Any: ...
-
-    def update_job(self, job_id: int, **changes: Any) -> None: ...
+STARTUP = "startup"  # who registers the model trained from nlu.yml at startup (wiring)
+ENCODE_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -90,6 +35,7 @@ class TrainingSet:
     pairs: tuple[tuple[str, str], ...]
     oos_texts: tuple[str, ...]
     base: NluData
+    corrections: frozenset[str] = frozenset()  # texts of trainers' in-scope examples (never held out)
 
 
 @dataclass(frozen=True)
@@ -101,16 +47,54 @@ class InboxView:
     reasons: dict[int, list[str]]
 
 
+@dataclass(frozen=True)
+class RegressionFailure:
+    """A regression case a model gets wrong (intent None: out of scope)."""
+
+    text: str
+    expected: str | None
+    predicted: str | None
+
+    def describe(self) -> str:
+        """``'text' (expected x, got y)``."""
+        return f"{self.text!r} (expected {self.expected or 'out of scope'}, got {self.predicted or 'out of scope'})"
+
+
+class RegressionCasesFailed(ConflictError):
+    """Activation refused: the version gets regression cases wrong (listed in the message and ``failures``)."""
+
+    SHOWN = 10
+
+    def __init__(self, version: str, failures: Sequence[RegressionFailure], total: int) -> None:
+        self.version = version
+        self.failures = tuple(failures)
+        listed = "; ".join(f.describe() for f in self.failures[: self.SHOWN])
+        more = f"; and {len(self.failures) - self.SHOWN} more" if len(self.failures) > self.SHOWN else ""
+        super().__init__(f"version {version} fails {len(self.failures)} of {total} regression case(s): "
+                         f"{listed}{more}. Fix the data and retrain, or activate with force")
+
+
 ACTIONS = ("relabel", "add_example", "mark_oos", "ignore")
+# How the active model is scored on the held-out slice (recorded with each comparison, shown on the page):
+# "served": the serving model itself (it was trained without the slice); "refit": the startup model learnt from
+# all of nlu.yml, so its recipe (nlu.yml, same method) is fitted again without the slice; "served_unsure": the
+# serving model itself, trained under another held-out rule or unknown, so it may have seen part of the slice.
+BASES = ("served", "refit", "served_unsure")
 
 
 class TrainerLoop:
-    """What trainers do; the serving model only changes on :meth:`activate`."""
+    """What trainers do; the serving model only changes on :meth:`activate`.
 
-    def __init__(self, store: TrainerStorePort, factory: ModelFactory, encoder: Encoder, training_data: Path,
+    Comparison: every candidate is trained without the held-out slice of ``nlu.heldout`` (by text hash, so the
+    slice does not move when the data changes) and scored on it; the active model is scored on the same slice
+    as it serves when it was trained under the same rule, else (the startup model) by fitting its recipe again
+    without the slice. Activation runs today's regression cases through the very model being activated.
+    """
+
+    def __init__(self, store: TrainerStorePort, factory: ModelFactory[Any], encoder: Encoder, training_data: Path,
                  active_model: Callable[[], TrainedModel], on_activate: Callable[[TrainedModel], None],
                  low_confidence: float = 0.5, ambiguous_margin: float | None = None, heldout_fraction: float = 0.1,
-                 cluster_threshold: float = 0.75, seed: int = 13) -> None:
+                 cluster_threshold: float = 0.75, keep_versions: int = 10) -> None:
         self.store = store
         self.factory = factory
         self.encoder = encoder
@@ -121,9 +105,13 @@ class TrainerLoop:
         self.ambiguous_margin = ambiguous_margin
         self.heldout_fraction = heldout_fraction
         self.cluster_threshold = cluster_threshold
-        self.seed = seed
+        self.keep_versions = keep_versions
         self._vectors: dict[int, np.ndarray] = {}
         self._threads: list[threading.Thread] = []
+        # Activation and pruning: a version being activated is never deleted under it.
+        self._versions_lock = threading.Lock()
+        # The startup model's recipe fitted without the slice, by its data: one fit per slice, not per retrain.
+        self._stand_in: tuple[str, TrainedModel] | None = None
 
     # --- the inbox -----------------------------------------------------------------------------
 
@@ -174,6 +162,10 @@ class TrainerLoop:
             self._vectors.pop(message_id, None)
         return len(message_ids)
 
+    def undo_review(self, message_id: int) -> Any:
+        """Take a decision back: the message returns to the inbox with what the decision added removed."""
+        return self.store.undo_review(message_id)
+
     # --- data ----------------------------------------------------------------------------------
 
     def training_set(self) -> TrainingSet:
@@ -184,7 +176,8 @@ class TrainerLoop:
             labels[example.text] = example.intent
         pairs = tuple((text, intent) for text, intent in labels.items() if intent is not None)
         oos = tuple(text for text, intent in labels.items() if intent is None)
-        return TrainingSet(pairs, oos, base)
+        corrections = frozenset(e.text for e in self.store.examples() if e.intent is not None)
+        return TrainingSet(pairs, oos, base, corrections)
 
     def export_yaml(self) -> str:
         """The corrected training data as Rasa ``nlu.yml`` (synonyms, regexes and lookups kept)."""
@@ -212,81 +205,216 @@ class TrainerLoop:
             thread.join(timeout)
 
     def _retrain(self, job_id: int, actor: str, data: TrainingSet) -> None:
-        def progress(fraction: float, stage: str) -> None:
-            self.store.update_job(job_id, progress=round(max(0.0, min(1.0, fraction)), 3), stage=stage)
-
+        """The job: preparing, encoding, fitting (the candidate, and the active model's stand-in if needed),
+        evaluating, saving (and pruning). Any failure leaves the active model serving."""
+        report = JobReporter(self.store, job_id)
         try:
-            self.store.update_job(job_id, status="running", stage="splitting the data")
-            train, heldout = split_heldout(data.pairs, self.heldout_fraction, self.seed)
-            model = self.factory.train(train, data.oos_texts,
-                                       lambda f, s: progress(0.05 + 0.75 * f, s))
-            progress(0.85, "evaluating against the held-out slice, the regression cases and the active model")
-            metrics = self.compare(model, heldout)
-            self.store.register_version(model.version, self.factory.method, "candidate", len(train), metrics, actor)
-            self.store.update_job(job_id, status="succeeded", progress=1.0, stage="done",
+            self.store.update_job(job_id, status="running")
+            report("preparing", 0.0, "choosing the held-out slice")
+            cases = self.store.regression_cases()
+            split = split_heldout(data.pairs, data.oos_texts, self.heldout_fraction,
+                                  keep_in_training=data.corrections | {c.text for c in cases})
+            active = self.active_model()
+            basis = self.active_basis(active.version)
+            refit_pairs = ([p for p in data.base.training_examples() if p[0] not in split.heldout_texts]
+                           if basis == "refit" and split.heldout else None)
+            texts = unique([t for t, _ in split.train_pairs], split.train_oos, [t for t, _ in split.heldout],
+                           [c.text for c in cases], [t for t, _ in refit_pairs or ()])
+            vectors = self._encode(texts, report.part("encoding", 0.02, 0.3))
+            # The active model's recipe without the slice: no fit when it is the candidate's data (no corrections
+            # yet) or was fitted for this slice before.
+            refit_key = _data_key(refit_pairs, ()) if refit_pairs else ""
+            same_as_candidate = refit_key == _data_key(split.train_pairs, split.train_oos)
+            stand_in = self._stand_in[1] if self._stand_in and self._stand_in[0] == refit_key else None
+            fit_end = 0.6 if refit_pairs and not same_as_candidate and stand_in is None else 0.85
+            model = self.factory.fit(split.train_pairs, _stack(vectors, [t for t, _ in split.train_pairs]),
+                                     split.train_oos, _stack(vectors, split.train_oos),
+                                     report.part("fitting", 0.3, fit_end))
+            if refit_pairs and same_as_candidate:
+                stand_in = model
+            elif refit_pairs and stand_in is None:
+                stand_in = self.factory.fit(refit_pairs, _stack(vectors, [t for t, _ in refit_pairs]), (),
+                                            _stack(vectors, ()),
+                                            report.part("fitting", fit_end, 0.85, "refitting the active model: "))
+                self._stand_in = (refit_key, stand_in)
+            report("evaluating", 0.88, "scoring the held-out slice and the regression cases")
+            metrics = self.evaluate(model, split, cases, vectors, active, stand_in, basis)
+            report("saving", 0.95, "saving the candidate")
+            self.factory.save(model)
+            self.store.register_version(model.version, self.factory.method, "candidate",
+                                        len(split.train_pairs) + len(split.train_oos), metrics, actor)
+            pruned = self.prune()
+            if pruned:
+                log.info("retrain job %s: pruned the model files of %d old version(s)", job_id, len(pruned))
+            self.store.update_job(job_id, status="succeeded", step="done", progress=1.0, stage="done",
                                   candidate_version=model.version)
         except Exception as e:  # a failed retrain must leave the active model serving
             log.error("retrain job %s failed: %s\n%s", job_id, type(e).__name__,
                       "".join(traceback.format_tb(e.__traceback__)))
-            self.store.update_job(job_id, status="failed", stage="failed", error=f"{type(e).__name__}: {e}"[:2000])
+            self.store.update_job(job_id, status="failed", step="failed", stage="failed",
+                                  error=f"{type(e).__name__}: {e}"[:2000])
 
-    def compare(self, candidate: TrainedModel, heldout: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        """Candidate and active model on the held-out slice and the regression cases."""
-        cases = self.store.regression_cases()
-        texts = [t for t, _ in heldout] + [c.text for c in cases]
-        vectors = self.encoder.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
-        held_vectors, case_vectors = vectors[: len(heldout)], vectors[len(heldout):]
-        active = self.active_model()
-        result: dict[str, Any] = {"heldout_size": len(heldout), "regression_cases": len(cases)}
-        for name, model in (("candidate", candidate), ("active", active)):
-            predictions = [model.predict(t, v) for (t, _), v in zip(heldout, held_vectors, strict=True)]
-            scores = score([label for _, label in heldout], [p.intent for p in predictions])
-            failures = [c.text for c, v in zip(cases, case_vectors, strict=True)
-                        if model.predict(c.text, v).intent != c.expected_intent]
-            result[name] = {"version": model.version, **scores, "regression_failures": failures}
+    def _encode(self, texts: Sequence[str], progress: Progress) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        progress(0.0, f"encoding {len(texts)} texts")
+        for start in range(0, len(texts), ENCODE_BATCH):
+            batch = list(texts[start : start + ENCODE_BATCH])
+            out.update(zip(batch, self.encoder.encode(batch), strict=True))
+            progress(len(out) / len(texts), f"encoding the examples ({len(out)} of {len(texts)})")
+        return out
+
+    def active_basis(self, version: str) -> str:
+        """How the active version is scored on the held-out slice (one of ``BASES``).
+
+        "refit" fits nlu.yml as it is now: the startup model's data, unless the file changed without a restart.
+        """
+        try:
+            record = self.store.version(version)
+        except NotFoundError:
+            return "served_unsure"
+        rule = record.metrics.get("heldout") or {}
+        if rule.get("rule") == HELDOUT_RULE and rule.get("fraction") == self.heldout_fraction:
+            return "served"
+        return "refit" if record.created_by == STARTUP else "served_unsure"
+
+    def evaluate(self, candidate: TrainedModel, split: HeldOutSplit, cases: Sequence[Any],
+                 vectors: Mapping[str, np.ndarray], active: TrainedModel | None = None,
+                 stand_in: TrainedModel | None = None, basis: str = "served") -> dict[str, Any]:
+        """The comparison stored with a candidate: held-out scores and regression failures of both models.
+
+        Args:
+            stand_in: scored on the slice in place of ``active`` (basis "refit"); regression cases always run
+                through the serving model itself.
+        """
+        gold = [intent for _, intent in split.heldout]
+
+        def on_slice(model: TrainedModel) -> dict[str, Any]:
+            predicted = [model.predict(text, vectors[text]).intent for text, _ in split.heldout]
+            return heldout_scores(gold, predicted)
+
+        def failures(model: TrainedModel) -> list[dict[str, Any]]:
+            return [f.__dict__ for f in self.regression_failures(model, cases, vectors)]
+
+        n_oos = sum(intent is None for intent in gold)
+        result: dict[str, Any] = {
+            "heldout": {"rule": HELDOUT_RULE, "fraction": self.heldout_fraction, "in_scope": len(gold) - n_oos,
+                        "out_of_scope": n_oos},
+            "heldout_size": len(gold), "regression_cases": len(cases),
+            "candidate": {"version": candidate.version, **on_slice(candidate),
+                          "regression_failures": failures(candidate)},
+        }
+        if active is not None:
+            result["active"] = {"version": active.version, "basis": basis, **on_slice(stand_in or active),
+                                "regression_failures": failures(active)}
         return result
 
+    def regression_failures(self, model: TrainedModel, cases: Sequence[Any] | None = None,
+                            vectors: Mapping[str, np.ndarray] | None = None) -> list[RegressionFailure]:
+        """Today's regression cases this model gets wrong (encoded here unless ``vectors`` has them)."""
+        cases = self.store.regression_cases() if cases is None else cases
+        if vectors is None:
+            texts = [c.text for c in cases]
+            vectors = dict(zip(texts, self.encoder.encode(texts), strict=True)) if texts else {}
+        out = []
+        for case in cases:
+            predicted = model.predict(case.text, vectors[case.text]).intent
+            if predicted != case.expected_intent:
+                out.append(RegressionFailure(case.text, case.expected_intent, predicted))
+        return out
+
+    # --- versions ------------------------------------------------------------------------------
+
     def activate(self, version: str, actor: str, force: bool = False) -> Any:
-        """Serve a version (a candidate, or an earlier one: rollback); refuses one that fails regression cases."""
-        record = self.store.version(version)
-        failures = record.metrics.get("candidate", {}).get("regression_failures") or []
-        if failures and not force:
-            raise ConflictError(f"version {version} fails {len(failures)} regression case(s), e.g. "
-                                f"{failures[0]!r}; fix the data or activate with force")
-        model = self.factory.load(version)
-        if model is None:
-            raise ConflictError(f"the files of version {version} are missing; retrain instead")
-        self.on_activate(model)
-        return self.store.activate(version, actor)
+        """Serve a version (a candidate, or an earlier one: rollback).
+
+        Raises:
+            NotFoundError: no such version.
+            ConflictError: its model file was pruned or is missing.
+            RegressionCasesFailed: it gets today's regression cases wrong and ``force`` is not set.
+        """
+        with self._versions_lock:
+            record = self.store.version(version)
+            if record.pruned_at is not None:
+                raise ConflictError(
+                    f"version {version} is no longer available: its model file was deleted on "
+                    f"{record.pruned_at:%Y-%m-%d} to save space (the service keeps the active version, the "
+                    f"{self.keep_versions} newest and candidates waiting for a decision); retrain instead")
+            model = self.factory.load(version)
+            if model is None:
+                raise ConflictError(f"the files of version {version} are missing; retrain instead")
+            cases = self.store.regression_cases()
+            failed = self.regression_failures(model, cases)
+            if failed and not force:
+                raise RegressionCasesFailed(version, failed, len(cases))
+            if failed:
+                log.warning("version %s activated by %s despite %d failing regression case(s)", version, actor,
+                            len(failed))
+            self.on_activate(model)
+            return self.store.activate(version, actor)
+
+    def reject(self, version: str, actor: str) -> Any:
+        """Keep the active model: the candidate is marked rejected (who and when)."""
+        return self.store.reject(version, actor)
+
+    def prune(self) -> list[str]:
+        """Delete the model files nobody will serve; returns their versions.
+
+        Kept: the active version (and the one serving now), the ``keep_versions`` newest, candidates waiting for
+        a decision, and the newest startup version (the next start loads it instead of training).
+        """
+        with self._versions_lock:
+            versions = self.store.versions()  # newest first
+            keep = {v.version for v in versions[: self.keep_versions]}
+            keep |= {v.version for v in versions if v.status in ("active", "candidate")}
+            startup = next((v.version for v in versions if v.created_by == STARTUP), None)
+            keep |= {self.active_model().version} | ({startup} if startup else set())
+            pruned = []
+            for record in versions:
+                if record.version in keep or record.pruned_at is not None:
+                    continue
+                try:
+                    self.factory.remove(record.version)
+                except OSError as e:
+                    log.warning("could not delete the model file of %s: %s", record.version, type(e).__name__)
+                    continue
+                pruned.append(record.version)
+            self.store.mark_pruned(pruned)
+            return pruned
 
 
-def split_heldout(pairs: Sequence[tuple[str, str]], fraction: float, seed: int
-                  ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """A stratified, seeded held-out slice; intents with fewer than 5 examples stay whole in training."""
-    by_intent: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for pair in pairs:
-        by_intent[pair[1]].append(pair)
-    rng = random.Random(seed)
-    train: list[tuple[str, str]] = []
-    heldout: list[tuple[str, str]] = []
-    for intent in sorted(by_intent):
-        group = sorted(by_intent[intent])
-        rng.shuffle(group)
-        take = round(len(group) * fraction) if len(group) >= 5 else 0
-        heldout.extend(group[:take])
-        train.extend(group[take:])
-    return train, heldout
+class JobReporter:
+    """Writes a retrain job's step, stage and progress; skips writes that change less than a percent."""
+
+    def __init__(self, store: TrainerStorePort, job_id: int) -> None:
+        self.store = store
+        self.job_id = job_id
+        self._last: tuple[str, str, float] | None = None
+
+    def __call__(self, step: str, fraction: float, stage: str) -> None:
+        fraction = round(max(0.0, min(1.0, fraction)), 3)
+        if self._last is not None and self._last[:2] == (step, stage) and fraction - self._last[2] < 0.01:
+            return
+        self._last = (step, stage, fraction)
+        self.store.update_job(self.job_id, step=step, progress=fraction, stage=stage)
+
+    def part(self, step: str, start: float, end: float, prefix: str = "") -> Progress:
+        """A progress callback (0..1 of one part) mapped onto [start, end] of the whole job."""
+        return lambda f, s: self(step, start + (end - start) * max(0.0, min(1.0, f)), prefix + s)
 
 
-def score(gold: Sequence[str | None], predicted: Sequence[str | None]) -> dict[str, float]:
-    """Accuracy and macro-F1 over the gold labels (None = out of scope is a label too)."""
-    if not gold:
-        return {"accuracy": 0.0, "macro_f1": 0.0}
-    accuracy = sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold)
-    f1s = []
-    for label in sorted(Counter(gold), key=str):
-        tp = sum(g == label and p == label for g, p in zip(gold, predicted, strict=True))
-        fp = sum(g != label and p == label for g, p in zip(gold, predicted, strict=True))
-        fn = sum(g == label and p != label for g, p in zip(gold, predicted, strict=True))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return {"accuracy": round(accuracy, 4), "macro_f1": round(sum(f1s) / len(f1s), 4)}
+def unique(*groups: Iterable[str]) -> list[str]:
+    """Texts of several lists once each, in first-seen order."""
+    return list(dict.fromkeys(text for group in groups for text in group))
+
+
+def _data_key(pairs: Iterable[tuple[str, str]], oos_texts: Iterable[str]) -> str:
+    """One string for a training set, whatever its order."""
+    material = json.dumps([sorted(pairs), sorted(oos_texts)], ensure_ascii=False)
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _stack(vectors: Mapping[str, np.ndarray], texts: Sequence[str]) -> np.ndarray:
+    if not texts:
+        width = len(next(iter(vectors.values()))) if vectors else 1
+        return np.zeros((0, width), dtype=np.float32)
+    return np.stack([vectors[t] for t in texts])

@@ -313,13 +313,18 @@ class ModelVersionRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     version: Mapped[str] = mapped_column(String(80), unique=True)
     method: Mapped[str] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(20), index=True)  # candidate, active, retired
+    status: Mapped[str] = mapped_column(String(20), index=True)  # candidate, active, retired, rejected
     training_size: Mapped[int] = mapped_column(Integer, default=0)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column()
     activated_by: Mapped[str | None] = mapped_column(String(120))
+    # A trainer kept the active model instead of this candidate.
+    rejected_at: Mapped[datetime | None] = mapped_column()
+    rejected_by: Mapped[str | None] = mapped_column(String(120))
+    # The model file was deleted to save space (nlu.retrain prunes old versions); it can no longer be activated.
+    pruned_at: Mapped[datetime | None] = mapped_column()
 
 
 class TrainingExampleRow(Base):
@@ -373,7 +378,8 @@ class RetrainJobRow(Base):
     # True while queued or running, NULL afterwards: the unique constraint allows one active job at a time.
     active: Mapped[bool | None] = mapped_column(Boolean, unique=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
-    stage: Mapped[str] = mapped_column(String(200), default="")
+    step: Mapped[str] = mapped_column(String(20), default="queued")  # queued, encoding, fitting, evaluating, ...
+    stage: Mapped[str] = mapped_column(String(200), default="")  # what it is doing now, in words
     error: Mapped[str | None] = mapped_column(Text)
     candidate_version: Mapped[str | None] = mapped_column(String(80))
     created_by: Mapped[str] = mapped_column(String(120))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from storage.tables import (
 )
 
 ACTIVE_JOB_STATES = ("queued", "running")
+JOB_STEPS = ("queued", "preparing", "encoding", "fitting", "evaluating", "saving", "done", "failed")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class ModelVersion:
     created_at: datetime
     activated_at: datetime | None
     activated_by: str | None
+    rejected_at: datetime | None = None
+    rejected_by: str | None = None
+    pruned_at: datetime | None = None  # the model file was deleted: it can no longer be activated
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class TrainingExample:
     intent: str | None
     created_by: str
     created_at: datetime
+    message_id: int | None = None  # the inbox message whose review added it (the latest one, if several)
 
 
 @dataclass(frozen=True)
@@ -62,15 +68,39 @@ class RegressionCase:
     expected_intent: str | None
     created_by: str
     created_at: datetime
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """A trainer's decision on an inbox message."""
+
+    message_id: int
+    text: str
+    action: str
+    intent: str | None
+    reviewed_by: str
+    reviewed_at: datetime
+
+
+@dataclass(frozen=True)
+class UndoneReview:
+    """What undoing a review took back: the message is in the inbox again."""
+
+    message_id: int
+    action: str
+    removed_example: bool  # the training example this review added
+    removed_regression_case: bool
 
 
 @dataclass(frozen=True)
 class RetrainJob:
-    """A background retrain."""
+    """A background retrain; ``step`` is one of ``JOB_STEPS``, ``stage`` says what it does in words."""
 
     id: int
     status: str
     progress: float
+    step: str
     stage: str
     error: str | None
     candidate_version: str | None
@@ -107,7 +137,11 @@ class TrainerStore:
 
     def register_version(self, version: str, method: str, status: str, training_size: int,
                          metrics: dict[str, Any], created_by: str) -> ModelVersion:
-        """Record a trained model (idempotent per version: metrics are refreshed)."""
+        """Record a trained model whose file was just written.
+
+        Idempotent per version: metrics are refreshed and a pruned file counts as there again; the status stays
+        (a version trained again keeps its history: retired, rejected).
+        """
         with self.db.session() as s:
             row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.version == version)).first()
             if row is None:
@@ -115,7 +149,7 @@ class TrainerStore:
                                       metrics=metrics, created_by=created_by)
                 s.add(row)
             else:
-                row.metrics, row.training_size = metrics, training_size
+                row.metrics, row.training_size, row.pruned_at = metrics, training_size, None
             s.flush()
             return _version(row)
 
@@ -150,6 +184,27 @@ class TrainerStore:
             row.status, row.activated_at, row.activated_by = "active", utcnow(), actor
             return _version(row)
 
+    def reject(self, version: str, actor: str) -> ModelVersion:
+        """A trainer keeps the active model instead of this candidate; raises ConflictError if not a candidate."""
+        with self.db.session() as s:
+            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.version == version)).first()
+            if row is None:
+                raise NotFoundError(f"model version {version} does not exist")
+            if row.status != "candidate":
+                raise ConflictError(f"version {version} is {row.status}, not a candidate waiting for a decision")
+            row.status, row.rejected_at, row.rejected_by = "rejected", utcnow(), actor
+            return _version(row)
+
+    def mark_pruned(self, versions: Sequence[str]) -> int:
+        """Record that these versions' model files were deleted."""
+        if not versions:
+            return 0
+        with self.db.session() as s:
+            return rowcount(s.execute(update(ModelVersionRow)
+                                      .where(ModelVersionRow.version.in_(list(versions)),
+                                             ModelVersionRow.pruned_at.is_(None))
+                                      .values(pruned_at=utcnow())))
+
     # --- examples, regression cases, reviews ------------------------------------------------
 
     def add_example(self, text: str, intent: str | None, actor: str, message_id: int | None = None
@@ -160,16 +215,17 @@ class TrainerStore:
             if row is None:
                 row = TrainingExampleRow(text=text, intent=intent, message_id=message_id, created_by=actor)
                 s.add(row)
-            else:
+            else:  # the latest decision owns the example (undoing it removes the example)
                 row.intent, row.created_by, row.created_at = intent, actor, utcnow()
+                row.message_id = message_id
             s.flush()
-            return TrainingExample(row.id, row.text, row.intent, row.created_by, row.created_at)
+            return _example(row)
 
     def examples(self) -> list[TrainingExample]:
         """Trainer-added examples, oldest first."""
         with self.db.read() as s:
             rows = s.scalars(select(TrainingExampleRow).order_by(TrainingExampleRow.id)).all()
-            return [TrainingExample(r.id, r.text, r.intent, r.created_by, r.created_at) for r in rows]
+            return [_example(r) for r in rows]
 
     def remove_example(self, example_id: int) -> None:
         """Delete a trainer-added example."""
@@ -187,15 +243,15 @@ class TrainerStore:
                                         created_by=actor)
                 s.add(row)
             else:
-                row.expected_intent, row.created_by = expected_intent, actor
+                row.expected_intent, row.created_by, row.message_id = expected_intent, actor, message_id
             s.flush()
-            return RegressionCase(row.id, row.text, row.expected_intent, row.created_by, row.created_at)
+            return _case(row)
 
     def regression_cases(self) -> list[RegressionCase]:
         """All regression cases."""
         with self.db.read() as s:
             rows = s.scalars(select(RegressionCaseRow).order_by(RegressionCaseRow.id)).all()
-            return [RegressionCase(r.id, r.text, r.expected_intent, r.created_by, r.created_at) for r in rows]
+            return [_case(r) for r in rows]
 
     def remove_regression_case(self, case_id: int) -> None:
         """Drop a regression case."""
@@ -213,6 +269,27 @@ class TrainerStore:
                 s.add(ReviewRow(message_id=message_id, action=action, intent=intent, reviewed_by=actor))
             else:
                 row.action, row.intent, row.reviewed_by, row.reviewed_at = action, intent, actor, utcnow()
+
+    def reviews(self, limit: int = 50) -> list[Review]:
+        """The latest decisions, newest first."""
+        with self.db.read() as s:
+            rows = s.execute(select(ReviewRow, MessageRow.text).join(MessageRow, MessageRow.id == ReviewRow.message_id)
+                             .order_by(ReviewRow.reviewed_at.desc(), ReviewRow.id.desc()).limit(limit)).all()
+            return [Review(r.message_id, text, r.action, r.intent, r.reviewed_by, r.reviewed_at) for r, text in rows]
+
+    def undo_review(self, message_id: int) -> UndoneReview:
+        """Take a decision back: the message returns to the inbox, and the training example and regression case
+        the decision added go (unless a later decision on the same text owns them now). Raises NotFoundError."""
+        with self.db.session() as s:
+            row = s.scalars(select(ReviewRow).where(ReviewRow.message_id == message_id)).first()
+            if row is None:
+                raise NotFoundError(f"message {message_id} has no review to undo")
+            action = row.action
+            s.delete(row)
+            example = rowcount(s.execute(delete(TrainingExampleRow)
+                                         .where(TrainingExampleRow.message_id == message_id)))
+            case = rowcount(s.execute(delete(RegressionCaseRow).where(RegressionCaseRow.message_id == message_id)))
+            return UndoneReview(message_id, action, bool(example), bool(case))
 
     def message_text(self, message_id: int) -> str:
         """The text of a customer message; raises NotFoundError."""
@@ -294,15 +371,25 @@ class TrainerStore:
         """At startup: jobs left running by a dead process are marked failed (the active model keeps serving)."""
         with self.db.session() as s:
             return rowcount(s.execute(update(RetrainJobRow).where(RetrainJobRow.status.in_(ACTIVE_JOB_STATES))
-                                      .values(status="failed", error="interrupted: the service stopped during training",
+                                      .values(status="failed", step="failed",
+                                              error="interrupted: the service stopped during training",
                                               finished_at=utcnow(), active=None)))
 
 
 def _version(row: ModelVersionRow) -> ModelVersion:
     return ModelVersion(row.version, row.method, row.status, row.training_size, dict(row.metrics or {}),
-                        row.created_by, row.created_at, row.activated_at, row.activated_by)
+                        row.created_by, row.created_at, row.activated_at, row.activated_by, row.rejected_at,
+                        row.rejected_by, row.pruned_at)
+
+
+def _example(row: TrainingExampleRow) -> TrainingExample:
+    return TrainingExample(row.id, row.text, row.intent, row.created_by, row.created_at, row.message_id)
+
+
+def _case(row: RegressionCaseRow) -> RegressionCase:
+    return RegressionCase(row.id, row.text, row.expected_intent, row.created_by, row.created_at, row.message_id)
 
 
 def _job(row: RetrainJobRow) -> RetrainJob:
-    return RetrainJob(row.id, row.status, row.progress, row.stage, row.error, row.candidate_version,
+    return RetrainJob(row.id, row.status, row.progress, row.step, row.stage, row.error, row.candidate_version,
                       row.created_by, row.created_at, row.finished_at)

@@ -11,7 +11,8 @@ import pytest
 from domain.errors import ConflictError
 from domain.models import IntentPrediction
 from knowledge_index.encoder import HashEncoder
-from nlu.retrain import Progress, TrainerLoop
+from nlu.retrain import TrainerLoop
+from nlu.trainer_ports import Progress
 from settings import DEMO_DIR
 from storage.db import Database
 from storage.trainer import TrainerStore
@@ -36,12 +37,19 @@ class BrokenFactory:
 
     method = "broken"
 
-    def train(self, pairs: Sequence[tuple[str, str]], oos_texts: Sequence[str], progress: Progress) -> FixedModel:
-        progress(0.5, "encoding the examples")
+    def fit(self, pairs: Sequence[tuple[str, str]], vectors: np.ndarray, oos_texts: Sequence[str],
+            oos_vectors: np.ndarray, progress: Progress) -> FixedModel:
+        progress(0.5, "fitting folds")
         raise MemoryError("out of memory while training")
+
+    def save(self, model: FixedModel) -> None:
+        raise AssertionError("nothing to save")
 
     def load(self, version: str) -> FixedModel | None:
         return None
+
+    def remove(self, version: str) -> bool:
+        return False
 
 
 def test_a_failed_retrain_keeps_the_active_model(db: Database, tmp_path: Path) -> None:
@@ -53,6 +61,7 @@ def test_a_failed_retrain_keeps_the_active_model(db: Database, tmp_path: Path) -
     job_id = loop.start_retrain("tess", wait=True)
     job = store.job(job_id)
     assert job.status == "failed" and job.error == "MemoryError: out of memory while training"
+    assert job.step == "failed"
     assert job.finished_at is not None and activated == []
     # The failed job no longer blocks a new one.
     assert loop.start_retrain("tess", wait=True) != job_id

@@ -1,4 +1,4 @@
-"""Inbox reasons, clustering, held-out splits and scores: pure functions."""
+"""Inbox reasons and clustering: pure functions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from knowledge_index.encoder import HashEncoder
-from nlu.retrain import score, split_heldout
 from nlu.review import cluster, reasons_for
 
 pytestmark = pytest.mark.unit
@@ -55,22 +54,3 @@ def test_similar_messages_cluster_together() -> None:
     with pytest.raises(ValueError, match="one vector per item"):
         cluster(items, vectors[:2])
     assert cluster([], np.zeros((0, 256))) == []
-
-
-def test_heldout_split_is_stratified_seeded_and_disjoint() -> None:
-    pairs = [(f"a{i}", "a") for i in range(20)] + [(f"b{i}", "b") for i in range(10)] + [("c0", "c"), ("c1", "c")]
-    train, heldout = split_heldout(pairs, 0.1, seed=3)
-    assert sorted(train + heldout) == sorted(pairs) and not set(train) & set(heldout)
-    assert sorted(label for _, label in heldout) == ["a", "a", "b"]
-    assert split_heldout(pairs, 0.1, seed=3) == (train, heldout)
-    assert split_heldout(pairs, 0.1, seed=4)[1] != heldout
-
-
-def test_score() -> None:
-    gold = ["a", "a", "b", None]
-    predicted = ["a", "b", "b", None]
-    result = score(gold, predicted)
-    assert result["accuracy"] == 0.75
-    # F1: a = 2/3, b = 2/3, None = 1 -> mean 0.7778
-    assert result["macro_f1"] == pytest.approx(0.7778, abs=1e-4)
-    assert score([], []) == {"accuracy": 0.0, "macro_f1": 0.0}

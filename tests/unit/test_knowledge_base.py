@@ -158,7 +158,7 @@ def test_all_indexes_follow_add_update_delete_and_agree_with_a_rebuild(repo: Sql
     kb.delete("gift")
 
     chunks = repo.all_chunks()
-    first_chunk = {}
+    first_chunk: dict[str, int] = {}
     for chunk, _ in sorted(chunks, key=lambda row: (row[0].article_id, row[0].ordinal)):
         first_chunk.setdefault(chunk.article_id, chunk.id)
     assert kb.index.ids() == {c.id for c, _ in chunks}

@@ -6,6 +6,7 @@ import { $, api, busy, showAlert } from "./staff.core.js";
 import { staffPage } from "./staff.page.js";
 import { refreshInbox, resetInbox, setupInbox } from "./trainer.inbox.js";
 import { refreshCases, refreshVersions, resetModels, resumeJob, setupModels } from "./trainer.models.js";
+import { refreshData, resetData, setupData } from "./trainer.data.js";
 
 const DESK_ROLES = ["agent", "supervisor", "admin"];
 const REFUSED = "This page is for trainers. Your account does not have the trainer role, so it cannot review "
@@ -19,13 +20,14 @@ async function start(me) {
   $("open-agent").hidden = !me.roles.some((r) => DESK_ROLES.includes(r));
   if (!wired) {
     wired = true;
-    const changed = () => Promise.all([refreshInbox(), refreshCases()]);
+    const changed = () => Promise.all([refreshInbox(), refreshCases(), refreshData()]);
     setupInbox({ announce, changed });
     setupModels({ announce });
+    setupData({ announce, changed });
     $("export").addEventListener("click", download);
   }
   showAlert($("page-error"), "");
-  await Promise.all([refreshInbox(), refreshVersions(), refreshCases(), resumeJob()]);
+  await Promise.all([refreshInbox(), refreshVersions(), refreshCases(), refreshData(), resumeJob()]);
 }
 
 // --- page-wide bits ----------------------------------------------------------------------------------
@@ -60,5 +62,5 @@ async function download(event) {
 
 staffPage({
   view: "trainer-view", roles: ["admin", "trainer"], refused: REFUSED, start,
-  reset: () => { resetInbox(); resetModels(); },
+  reset: () => { resetInbox(); resetModels(); resetData(); },
 });

@@ -1,5 +1,6 @@
-// Trainers' page, right pane: retraining (a background job, polled), the candidate's evaluation against the
-// active model, activation and rollback (the versions list), and the regression cases.
+// Trainers' page, right pane: retraining (a background job, polled, with its steps), the candidate's evaluation
+// against the active model, activation, rejection ("Keep current") and rollback (the versions list), and the
+// regression cases.
 
 import { $, api, busy, clock, el, percent, showAlert } from "./staff.core.js";
 
@@ -9,34 +10,40 @@ const DONE = ["succeeded", "failed"];
 const METRICS = {
   accuracy: { label: "Accuracy (held-out)", better: "higher", format: share },
   macro_f1: { label: "Macro-F1 (held-out)", better: "higher", format: share },
+  false_oos: { label: "In scope judged out of scope", better: "lower", format: share },
+  oos_recall: { label: "Out-of-scope recall", better: "higher", format: share },
   regression_failures: { label: "Regression cases failed", better: "lower" },
 };
-const HIDDEN = ["version"];
+const HIDDEN = ["version", "basis"];
+// How the active model's column was obtained (nlu/retrain.py BASES).
+const BASIS = {
+  served: "Both columns are the models as they serve: neither was trained on the held-out slice.",
+  refit: "The active model learnt from all of nlu.yml, held-out slice included, so its column is its recipe "
+    + "(nlu.yml, same method) fitted again without the slice: both columns learnt from the same kind of data.",
+  served_unsure: "The active model is scored as it serves, but it was trained under another held-out rule: it may "
+    + "have learnt some of these examples, which flatters it.",
+};
+const JOB_STEPS = ["encoding", "fitting", "evaluating"]; // the steps shown; "saving" counts as evaluating
 
 let announce = () => {};
 let versions = [];
 let job = null; // the job being followed
 let pollTimer = null;
 let shown = null; // the candidate version whose evaluation is on screen
-let dismissed = new Set(); // candidates the trainer chose not to activate (this tab)
+let lastStep = null; // the job's last step before it ended (a failed job says where it stopped)
 
 export function setupModels(callbacks) {
   announce = callbacks.announce;
   $("retrain").addEventListener("click", (event) => busy(event.currentTarget, $("retrain-error"), startRetrain));
   $("activate-candidate").addEventListener("click", activateShown);
-  $("keep-current").addEventListener("click", () => {
-    dismissed.add(shown);
-    const active = versions.find((v) => v.status === "active");
-    announce(`Kept ${active ? active.version : "the current model"}; the candidate ${shown} stays in the versions list.`);
-    hideEvaluation();
-  });
+  $("keep-current").addEventListener("click", (event) => busy(event.currentTarget, $("activate-error"), keepCurrent));
 }
 
 export function resetModels() {
   clearTimeout(pollTimer);
   job = null;
   versions = [];
-  dismissed = new Set();
+  lastStep = null;
   hideEvaluation();
   $("job").hidden = true;
   $("retrain").disabled = false;
@@ -107,9 +114,23 @@ function renderJob() {
   const stage = job.status === "queued" ? "waiting to start" : job.stage;
   $("job-stage").textContent = job.status === "succeeded" ? "Done: the candidate is ready." : `${capital(stage)}…`;
   if (job.status === "failed") $("job-stage").textContent = "Failed.";
+  renderSteps();
   $("retrain").disabled = running;
   $("retrain").textContent = running ? "Retraining…" : "Retrain the model";
   if (running) showAlert($("retrain-error"), "");
+}
+
+// Encoding -> fitting folds -> evaluating: done, current (or failed) and pending steps.
+function renderSteps() {
+  const failed = job.status === "failed";
+  if (!failed && job.step !== "done") lastStep = job.step === "saving" ? "evaluating" : job.step;
+  const index = job.status === "succeeded" ? JOB_STEPS.length : JOB_STEPS.indexOf(lastStep);
+  for (const item of $("job-steps").children) {
+    const i = JOB_STEPS.indexOf(item.dataset.step);
+    item.dataset.state = i < index ? "done" : i > index ? "pending" : failed ? "failed" : "current";
+    if (i === index && !failed) item.setAttribute("aria-current", "step");
+    else item.removeAttribute("aria-current");
+  }
 }
 
 // --- the evaluation ----------------------------------------------------------------------------------
@@ -118,7 +139,7 @@ function renderJob() {
 async function offer(version, quiet) {
   await refreshVersions();
   const record = versions.find((v) => v.version === version);
-  if (!record || (quiet && (record.status !== "candidate" || dismissed.has(version)))) return;
+  if (!record || (quiet && record.status !== "candidate")) return;
   shown = version;
   renderEvaluation(record);
 }
@@ -130,18 +151,7 @@ function renderEvaluation(record) {
   $("evaluation").hidden = false;
   $("evaluation").dataset.version = record.version;
   $("evaluation-title").textContent = `Candidate ${record.version}`;
-  const extras = Object.entries(metrics)
-    .filter(([k, v]) => !["candidate", "active", "heldout_size", "regression_cases"].includes(k) && isScalar(v))
-    .map(([k, v]) => `${humanize(k)}: ${v}`);
-  $("evaluation-caption").textContent = [
-    `Held-out slice: ${metrics.heldout_size ?? "?"} examples`, `regression cases: ${metrics.regression_cases ?? 0}`,
-    `trained on ${record.training_size} examples`, ...extras].join(" · ");
-  const activeRecord = active && versions.find((v) => v.version === active.version);
-  if (activeRecord && activeRecord.created_by === "startup") {
-    // The startup model learnt from all of nlu.yml, held-out slice included.
-    $("evaluation-caption").append(el("br"), "The active model was trained on all of nlu.yml, the held-out "
-      + "examples included, so its held-out scores are optimistic.");
-  }
+  $("evaluation-caption").replaceChildren(...caption(record, metrics, active));
 
   const columns = [["Candidate", candidate]];
   if (active) columns.push([active.version === record.version ? "Active (same)" : "Active", active]);
@@ -160,19 +170,59 @@ function renderEvaluation(record) {
   const box = $("evaluation-failures");
   box.hidden = failures.length === 0;
   const list = el("ul");
-  list.append(...failures.map((text) => el("li", null, text)));
+  list.append(...failures.map((f) => el("li", null, describeFailure(f), { "data-testid": "regression-failure" })));
   box.replaceChildren(el("h5", null, "Regression cases the candidate gets wrong"), list);
 
   const notice = record.status === "active" ? "This version is already serving."
     : failures.length ? `The candidate fails ${failures.length} regression case(s); activating it anyway overrides them.`
-      : record.status === "retired" ? "This candidate was served before and then replaced." : "";
+      : record.status === "retired" ? "This candidate was served before and then replaced."
+        : record.status === "rejected" ? `This candidate was rejected ${clock(record.rejected_at)} by ${record.rejected_by}.`
+          : "";
   showAlert($("evaluation-notice"), notice);
   showAlert($("activate-error"), "");
   const button = $("activate-candidate");
   button.hidden = record.status === "active";
   button.textContent = failures.length ? "Activate anyway" : "Activate";
   button.dataset.force = failures.length ? "true" : "false";
-  $("keep-current").textContent = record.status === "active" ? "Close" : "Keep current";
+  $("keep-current").textContent = record.status === "candidate" ? "Keep current" : "Close";
+}
+
+// What the table compares and how it is fair (nlu/heldout.py, nlu/retrain.py).
+function caption(record, metrics, active) {
+  const held = metrics.heldout;
+  const lines = [];
+  if (held) {
+    const oos = held.out_of_scope ? `, ${held.out_of_scope} out of scope` : "";
+    lines.push(`Held-out slice: ${held.in_scope} in-scope examples${oos}, chosen by a hash of each text, so the `
+      + "slice stays put as the data grows; candidates are trained without it (your corrections and regression "
+      + "cases are always trained on).");
+  } else {
+    lines.push(`Held-out slice: ${metrics.heldout_size ?? "?"} examples, from before slices were chosen by text `
+      + "hash: the active model may have learnt them, so this comparison favours it.");
+  }
+  if (active && active.basis) lines.push(BASIS[active.basis] || "");
+  lines.push(`Regression cases: ${metrics.regression_cases ?? 0} (activation checks the cases that exist then) · `
+    + `candidate trained on ${record.training_size} examples.`);
+  const nodes = [];
+  for (const line of lines.filter(Boolean)) nodes.push(...(nodes.length ? [el("br")] : []), line);
+  return nodes;
+}
+
+function describeFailure(f) {
+  if (typeof f === "string") return f; // recorded before failures carried the labels
+  return `${f.text} (expected ${f.expected || "out of scope"}, got ${f.predicted || "out of scope"})`;
+}
+
+async function keepCurrent() {
+  const version = shown;
+  const record = versions.find((v) => v.version === version);
+  if (record && record.status === "candidate") {
+    await api("POST", `/api/trainer/versions/${encodeURIComponent(version)}/reject`);
+    const active = versions.find((v) => v.status === "active");
+    announce(`Kept ${active ? active.version : "the current model"}; the candidate ${version} is rejected.`);
+    await refreshVersions();
+  }
+  hideEvaluation();
 }
 
 function metricRow(key, columns, metrics) {
@@ -241,10 +291,15 @@ function renderVersion(version, older) {
   const trained = version.training_size ? `${version.training_size} examples` : "nlu.yml at startup";
   const lines = [`${version.method} · ${trained} · ${clock(version.created_at)} by ${version.created_by}`];
   if (version.activated_at) lines.push(`activated ${clock(version.activated_at)} by ${version.activated_by}`);
+  if (version.rejected_at) lines.push(`rejected ${clock(version.rejected_at)} by ${version.rejected_by}`);
   const held = version.metrics && version.metrics.candidate;
   if (held && typeof held.accuracy === "number") lines.push(`held-out accuracy ${share(held.accuracy)}`);
   for (const line of lines) item.append(el("p", "version__meta muted", line));
-  if (version.status !== "active") {
+  if (version.pruned_at) {
+    item.dataset.pruned = "true";
+    item.append(el("p", "version__meta version__pruned", `Model file deleted ${clock(version.pruned_at)} to save `
+      + "space: no longer available.", { "data-testid": "version-pruned" }));
+  } else if (version.status !== "active") {
     const button = el("button", "btn btn--tiny", older ? "Roll back to this" : "Activate", {
       type: "button", "data-testid": older ? "rollback" : "activate-version" });
     button.addEventListener("click", () => activateFromList(button, version.version, false));
