@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 INT8_SUFFIX = "+int8"  # appended to the encoder name: int8 vectors are close to, not equal to, fp32 ones
+BATCH = 64  # texts per onnxruntime call when encoding a long list
 
 
 class OnnxEncoder:
@@ -63,10 +64,23 @@ class OnnxEncoder:
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of the texts, in order. Long lists run in batches of ``BATCH`` texts of similar length
+        (each batch is padded to its own longest text, as sentence-transformers does), so memory stays bounded
+        and short texts do not pay for long ones' padding."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) <= BATCH:
+            return self._encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), BATCH):
+            chunk = order[start : start + BATCH]
+            out[chunk] = self._encode_batch([texts[i] for i in chunk])
+        return out
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
         with self._lock:  # the tokenizer's padding state is shared; ORT itself is thread-safe
-            encodings = self._tokenizer.encode_batch(list(texts))
+            encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
@@ -75,7 +89,7 @@ class OnnxEncoder:
         hidden = self._session.run(None, feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return normalize(pooled)
+        return normalize(pooled).astype(np.float32, copy=False)
 
 
 def onnx_cache_path(model_dir: Path, cache_dir: Path) -> Path:

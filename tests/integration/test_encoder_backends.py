@@ -61,3 +61,18 @@ def test_the_int8_option_gives_unit_vectors_close_to_fp32(tmp_path: Path, minilm
     assert float(cosines.mean()) > 0.98 and float(cosines.min()) > 0.95
     # Closer to its own fp32 vector than to any other text's.
     assert list((b @ a.T).argmax(axis=1)) == list(range(len(texts)))
+
+
+def test_a_long_list_is_encoded_in_length_sorted_batches_and_returned_in_order(minilm: Encoder) -> None:
+    from knowledge_index.onnx_encoder import BATCH
+
+    articles = sorted((DEMO_DIR / "articles").rglob("*.md"))
+    long_texts = [p.read_text() for p in articles[:20]]
+    short_texts = [f"question number {i} about my invoice" for i in range(BATCH + 30)]
+    # Interleaved so that sorting by length really reorders them.
+    texts = [t for pair in zip(short_texts, long_texts * 5, strict=False) for t in pair] + short_texts[20:]
+    assert len(texts) > 2 * BATCH
+    together = minilm.encode(texts)
+    alone = np.concatenate([minilm.encode([t]) for t in texts])
+    assert together.shape == (len(texts), 384) and together.dtype == np.float32
+    assert float((together * alone).sum(axis=1).min()) > 0.9999
