@@ -38,7 +38,7 @@ def test_import_reports_bad_files_and_imports_the_rest(tmp_path: Path, capsys: p
 def test_init_seeds_indexes_and_trains(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert cli.main(["init"]) == 0
     out = capsys.readouterr().out
-    assert "database: sqlite; articles: 54" in out and "25 intents" in out
+    assert "database: sqlite; articles: 55" in out and "25 intents" in out
     assert (tmp_path / "var" / "index" / "faiss.index").exists()
     assert (tmp_path / "var" / "admin-password.txt").stat().st_mode & 0o777 == 0o600
 
