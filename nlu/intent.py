@@ -138,8 +138,8 @@ class IntentModel:
         meta = {"format": MODEL_FORMAT, "kind": self.head.kind, "params": self.head.params(),
                 "intents": list(self.intents), "temperature": self.temperature, "oos": self.oos.as_dict(),
                 "ambiguous_margin": self.ambiguous_margin, "oos_class": self.oos_class, "report": self.report}
-        path = folder / f"{self.version}.npz"
-        tmp = folder / f"{self.version}.npz.tmp"
+        path = self.file_path(folder, self.version)
+        tmp = path.with_name(path.name + ".tmp")
         with tmp.open("wb") as fh:
             arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **self.reference.arrays(),
                                       **self.head.arrays()}
@@ -149,10 +149,15 @@ class IntentModel:
         os.replace(tmp, path)
         return path
 
+    @staticmethod
+    def file_path(folder: Path, version: str) -> Path:
+        """Where a version's model file lives in ``folder``."""
+        return folder / f"{version}.npz"
+
     @classmethod
     def load(cls, folder: Path, version: str) -> IntentModel | None:
         """Load a saved model, or None when it does not exist or cannot be read (e.g. an older format)."""
-        path = folder / f"{version}.npz"
+        path = cls.file_path(folder, version)
         if not path.exists():
             return None
         try:

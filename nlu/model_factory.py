@@ -41,7 +41,7 @@ class IntentModelFactory:
 
     def remove(self, version: str) -> bool:
         """Delete a version's model file; False when there was none."""
-        path = self.model_dir / f"{version}.npz"
+        path = IntentModel.file_path(self.model_dir, version)
         try:
             path.unlink()
         except FileNotFoundError:

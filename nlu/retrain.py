@@ -172,11 +172,12 @@ class TrainerLoop:
         """nlu.yml, with trainer-added examples relabelling or extending it (the trainer's label wins)."""
         base = read_nlu(self.training_data)
         labels: dict[str, str | None] = dict(base.training_examples())
-        for example in self.store.examples():
+        added = self.store.examples()
+        for example in added:
             labels[example.text] = example.intent
         pairs = tuple((text, intent) for text, intent in labels.items() if intent is not None)
         oos = tuple(text for text, intent in labels.items() if intent is None)
-        corrections = frozenset(e.text for e in self.store.examples() if e.intent is not None)
+        corrections = frozenset(e.text for e in added if e.intent is not None)
         return TrainingSet(pairs, oos, base, corrections)
 
     def export_yaml(self) -> str:
