@@ -20,6 +20,7 @@ from nlu.retrain import STARTUP, TrainerLoop
 from nlu.training import load_or_train
 from storage.db import Database
 from storage.trainer import TrainerStore
+from tests.trainer.slice_texts import texts_at
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,17 +67,6 @@ def write_nlu(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def gibberish(n: int, inside: bool) -> list[str]:
-    out: list[str] = []
-    i = 0
-    while len(out) < n:
-        text = f"blorf quazzle wimwam {i}"
-        if (heldout_position(text) < FRACTION) == inside:
-            out.append(text)
-        i += 1
-    return out
-
-
 def test_fair_comparison_and_job_steps(database: Database, tmp_path: Path) -> None:
     nlu, models = tmp_path / "nlu.yml", tmp_path / "models"
     write_nlu(nlu)
@@ -119,7 +109,8 @@ def test_fair_comparison_and_job_steps(database: Database, tmp_path: Path) -> No
     assert any("fold 2 of 3" in u["stage"] for u in fitting)
 
     # Trainers mark messages out of scope (some fall in the slice) and correct one nlu.yml example that is in it.
-    for text in gibberish(8, inside=False) + gibberish(3, inside=True):
+    gibberish = "blorf quazzle wimwam"
+    for text in texts_at(8, gibberish, False, FRACTION) + texts_at(3, gibberish, True, FRACTION):
         store.add_example(text, None, "tess")
     corrected = slice_[0][0]
     store.add_example(corrected, "cancel" if slice_[0][1] != "cancel" else "refund", "tess")

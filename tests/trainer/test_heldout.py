@@ -5,20 +5,9 @@ from __future__ import annotations
 import pytest
 
 from nlu.heldout import MIN_TRAINING_PER_LABEL, heldout_position, heldout_scores, split_heldout
+from tests.trainer.slice_texts import texts_at
 
 pytestmark = pytest.mark.unit
-
-
-def texts_at(n: int, prefix: str, inside: bool, fraction: float = 0.2) -> list[str]:
-    """``n`` texts whose hash puts them inside (or outside) the slice of ``fraction``."""
-    out: list[str] = []
-    i = 0
-    while len(out) < n:
-        text = f"{prefix} {i}"
-        if (heldout_position(text) < fraction) == inside:
-            out.append(text)
-        i += 1
-    return out
 
 
 def test_the_slice_depends_on_each_text_only() -> None:
