@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import os
 import sys
 from pathlib import Path
 
 from domain.errors import FrontdeskError
-from server_logging import quiet_third_party_loggers
+from server_logging import configure_logging
 from settings import Settings
 
 
@@ -21,9 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = Settings()
-    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_third_party_loggers()
+    configure_logging(settings.log_level)
     try:
         return int(args.func(settings, args) or 0)
     except FrontdeskError as e:
@@ -38,7 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP service")
     p.add_argument("--host", help="bind address (default from settings: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default from settings: 8000)")
+    p.add_argument("--workers", type=int, help="server processes on this host (default from settings: 1)")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("retrain-job", help=argparse.SUPPRESS)  # started by a server process, one per retrain
+    p.add_argument("job_id", type=int)
+    p.add_argument("--settings-file", type=Path, required=True)
+    p.add_argument("--parent-pid", type=int, required=True)
+    p.set_defaults(func=_retrain_job)
 
     p = sub.add_parser("init", help="migrate the database, seed the demo knowledge base, index and train")
     p.set_defaults(func=_init)
@@ -100,11 +104,54 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from server import create_app
 
-    uvicorn.run(create_app(settings), host=args.host or settings.server.host,
-                port=args.port if args.port is not None else settings.server.port,
-                log_level=settings.log_level.lower(),
-                # Live event streams never finish on their own; give them a few seconds, then close.
-                timeout_graceful_shutdown=5)
+    workers = args.workers if args.workers is not None else settings.server.workers
+    if workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    # Live event streams never finish on their own; give them a few seconds, then close.
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(),
+                    timeout_graceful_shutdown=5)
+        return 0
+    # Each worker process builds the app from the same environment (uvicorn's supervisor restarts dead ones).
+    uvicorn.run("server:create_app", factory=True, workers=workers, host=host, port=port,
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=5)
+    return 0
+
+
+def _retrain_job(_: Settings, args: argparse.Namespace) -> int:
+    """Run one retrain job that a server process claimed (it watches this process and renews the job's lease)."""
+    import json
+
+    from threadpoolctl import threadpool_limits
+
+    from nlu.model_factory import IntentModelFactory
+    from nlu.retrain_runner import die_with_parent
+    from nlu.serving import ServingModel
+    from storage.model_files import SqlModelFiles
+    from storage.trainer import TrainerStore
+    from wiring import build_database, build_encoder, build_trainer, intent_fit_config
+
+    die_with_parent(args.parent_pid)
+    settings = Settings(_env_file=None, **json.loads(args.settings_file.read_text()))
+    db = build_database(settings)
+    try:
+        encoder = build_encoder(settings, threads=1)  # one core at most, at the lower priority it runs with
+        store = TrainerStore(db)
+        factory = IntentModelFactory(encoder.name, SqlModelFiles(db), intent_fit_config(settings))
+        active = store.active_version_name()
+        model = factory.load(active) if active else None
+        if model is None:
+            store.update_job(args.job_id, status="failed", step="failed", stage="failed",
+                             error="no active intent model to compare with")
+            return 1
+        serving = ServingModel(model, store, factory.load)
+        with threadpool_limits(limits=1):
+            build_trainer(settings, store, factory, encoder, serving).run_job(args.job_id)
+    finally:
+        db.dispose()
     return 0
 
 
@@ -142,8 +189,8 @@ def _init(settings: Settings, _: argparse.Namespace) -> int:
     services = build_services(settings, progress=True)
     try:
         print(f"database: {services.db.dialect}; articles: {services.articles.count_articles()}; "
-              f"chunks indexed: {services.knowledge.chunk_count()}; intent model: {services.classifier.version} "
-              f"({len(services.classifier.intents)} intents)")
+              f"chunks indexed: {services.knowledge.chunk_count()}; intent model: {services.serving.version} "
+              f"({len(services.serving.intents)} intents)")
     finally:
         services.close()
     return 0
@@ -151,16 +198,12 @@ def _init(settings: Settings, _: argparse.Namespace) -> int:
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
     from knowledge_index.importer import import_folder
-    from knowledge_index.knowledge_base import KnowledgeBase
-    from storage.articles import SqlArticleRepository
-    from wiring import build_database, build_encoder, retrieval_weights
+    from wiring import build_database, build_encoder, build_knowledge_base
 
     db = build_database(settings)
     try:
-        kb = KnowledgeBase(SqlArticleRepository(db), build_encoder(settings), settings.index_dir,
-                           settings.knowledge.index_kind, settings.knowledge.chunk_max_words,
-                           retrieval_weights(settings))
-        kb.sync()
+        # Straight into the database: a running service (every process of it) picks the changes up.
+        kb = build_knowledge_base(settings, db, build_encoder(settings))
         report = import_folder(kb, args.folder, prune=args.prune, progress=True)
     finally:
         db.dispose()
@@ -172,10 +215,16 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
 
 def _train(settings: Settings, _: argparse.Namespace) -> int:
     from nlu.training import load_or_train
-    from wiring import build_encoder, intent_fit_config
+    from storage.model_files import SqlModelFiles
+    from wiring import build_database, build_encoder, intent_fit_config
 
-    model = load_or_train(Path(settings.nlu.training_data), build_encoder(settings), settings.model_dir,
-                          intent_fit_config(settings), settings.nlu.min_examples_per_intent, progress=True)
+    db = build_database(settings)
+    try:
+        with db.exclusive("startup"):
+            model = load_or_train(Path(settings.nlu.training_data), build_encoder(settings), SqlModelFiles(db),
+                                  intent_fit_config(settings), settings.nlu.min_examples_per_intent, progress=True)
+    finally:
+        db.dispose()
     print(f"intent model {model.version}: {len(model.intents)} intents, {model.method} head, "
           f"out-of-scope threshold {model.oos.threshold:.3f} ({model.oos.rule})")
     return 0
@@ -216,16 +265,12 @@ def _train_urgency(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _search(settings: Settings, args: argparse.Namespace) -> int:
-    from knowledge_index.knowledge_base import KnowledgeBase
-    from storage.articles import SqlArticleRepository
-    from wiring import build_database, build_encoder, retrieval_weights
+    from wiring import build_database, build_encoder, build_knowledge_base
 
     db = build_database(settings)
     try:
-        kb = KnowledgeBase(SqlArticleRepository(db), build_encoder(settings), settings.index_dir,
-                           settings.knowledge.index_kind, settings.knowledge.chunk_max_words,
-                           retrieval_weights(settings))
-        kb.sync()
+        kb = build_knowledge_base(settings, db, build_encoder(settings))
+        kb.load()
         for hit in kb.search_text(args.query, args.k):
             print(f"{hit.score:.3f}  {hit.article_id}  ({hit.heading})")
     finally:

@@ -16,3 +16,12 @@ def quiet_third_party_loggers() -> None:
         logger = logging.getLogger(name)
         if root > logging.DEBUG or root == logging.NOTSET:
             logger.setLevel(logging.WARNING)
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level`` unless the entry point already configured logging (each ``--workers`` process
+    builds the app itself and must configure its own)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                            format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    quiet_third_party_loggers()

@@ -45,7 +45,17 @@ class EncoderSettings(BaseModel):
 class KnowledgeSettings(BaseModel):
     """The knowledge base: articles, chunking and the vector index."""
 
-    index_kind: Literal["faiss", "exact"] = "faiss"
+    # faiss: exact flat search (6-15 ms per query at 100k chunks); exact: numpy, tests; auto: flat up to
+    # approximate_above chunks, then an HNSW graph kept up to date in the background (knowledge_index.
+    # approximate_index; numbers in bench/index_scale.py). auto adopts a saved faiss index without re-encoding.
+    index_kind: Literal["faiss", "exact", "auto"] = "faiss"
+    approximate_above: int = Field(default=20_000, ge=0)
+    # HNSW links per vector: more means better recall, more memory (~M * 8 bytes per vector) and slower builds.
+    hnsw_m: int = Field(default=32, ge=4, le=128)
+    # Candidates an HNSW search keeps (at least the k asked for): recall against latency.
+    hnsw_ef_search: int = Field(default=128, ge=8)
+    # OpenMP threads of a background graph (re)build: 1 leaves the other core to requests on a 2-core machine.
+    hnsw_build_threads: int = Field(default=1, ge=1)
     # Imported at startup when the knowledge base is empty; empty string disables seeding.
     seed_dir: str = str(DEMO_DIR / "articles")
     chunk_max_words: int = Field(default=180, ge=20)
@@ -200,6 +210,9 @@ class DeliverySettings(BaseModel):
     retry_base_seconds: float = Field(default=5.0, gt=0)
     retry_max_seconds: float = Field(default=600.0, gt=0)
     batch_size: int = Field(default=50, ge=1)
+    # A message being sent is leased to one process this long (platform calls time out well before); if that
+    # process dies, another sends it once the lease has passed.
+    lease_seconds: float = Field(default=120.0, ge=5)
 
 
 class TrainerSettings(BaseModel):
@@ -214,6 +227,11 @@ class TrainerSettings(BaseModel):
     heldout_fraction: float = Field(default=0.1, ge=0, le=0.5)
     # Model files kept after a retrain: the active version, this many newest versions and undecided candidates.
     keep_versions: int = Field(default=10, ge=1)
+    # process: each retrain runs in a child process at a lower CPU priority (turns are never starved);
+    # thread: in the serving process (tests).
+    run_in: Literal["process", "thread"] = "process"
+    # The process running a retrain renews its lease; if it dies, another process restarts the job after this.
+    lease_seconds: float = Field(default=60.0, ge=5)
     # Inbox messages at least this similar (cosine) are grouped into one cluster.
     cluster_similarity: float = Field(default=0.75, ge=0, le=1)
 
@@ -223,8 +241,9 @@ class ChatSettings(BaseModel):
 
     max_message_chars: int = Field(default=2000, ge=1)
     max_name_chars: int = Field(default=120, ge=1)
-    # Inbound messages left unprocessed this long (a crash mid-turn) are processed again at startup.
-    recover_after_seconds: float = Field(default=30.0, ge=0)
+    # A customer message still unanswered this long after it was stored (its process died mid-turn) is taken
+    # over by the recovery job of any live process (which looks every cluster.recovery_check_seconds).
+    recover_after_seconds: float = Field(default=15.0, gt=0)
     # Shared with the host app of an in-app chat: it signs its user id (and tier) so returning customers are
     # recognised across conversations; see connectors/webchat.py. None: identities are not accepted.
     identity_secret: SecretStr | None = None
@@ -244,6 +263,22 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"
+    # Server processes on this host (``frontdesk serve --workers N``); more hosts can run more against the same
+    # PostgreSQL database.
+    workers: int = Field(default=1, ge=1, le=64)
+
+
+class ClusterSettings(BaseModel):
+    """How the server processes of one service keep in step (cluster/): the change feed and background jobs."""
+
+    # SQLite: how often each process reads the change log (PostgreSQL is notified at once).
+    poll_seconds: float = Field(default=0.5, gt=0)
+    # PostgreSQL: how often the change log is read even without a notification (a safety net).
+    verify_seconds: float = Field(default=5.0, gt=0)
+    # Changes are kept this long; a process away for longer reloads everything when it reconnects.
+    change_log_days: float = Field(default=7.0, gt=0)
+    # How often each process looks for customer messages whose turn never finished.
+    recovery_check_seconds: float = Field(default=5.0, gt=0)
 
 
 TELEGRAM_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -324,6 +359,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     auth: AuthSettings = AuthSettings()
     server: ServerSettings = ServerSettings()
+    cluster: ClusterSettings = ClusterSettings()
     slack: SlackSettings = SlackSettings()
     telegram: TelegramSettings = TelegramSettings()
 

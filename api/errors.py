@@ -8,6 +8,7 @@ import traceback
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sql_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import (
@@ -29,6 +30,11 @@ _STATUS: list[tuple[type[FrontdeskError], int, str]] = [
     (ConflictError, 409, "conflict"),
 ]
 INTERNAL_MESSAGE = "Something went wrong on our side. Nothing you sent was lost; please try again shortly."
+UNAVAILABLE_MESSAGE = ("The service cannot reach its database right now. Please try again in a few seconds; a "
+                       "message sent again with the same client_message_id is never processed twice.")
+RETRY_AFTER_SECONDS = 5
+# The database is down, restarting or unreachable: the request may simply be retried.
+_UNAVAILABLE = (sql_errors.OperationalError, sql_errors.InterfaceError, sql_errors.TimeoutError)
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
@@ -66,6 +72,14 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(error_body("unavailable", UNAVAILABLE_MESSAGE), status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    for kind in _UNAVAILABLE:
+        app.add_exception_handler(kind, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -39,7 +39,7 @@ def desk_info(services: ServicesDep, agent: AgentDep) -> DeskInfoOut:
     teams = [TeamOut(key=t.key, name=t.name, tiers=t.tiers, hours=t.hours.text if t.hours else None,
                      on_duty=is_open(t.hours, now)) for t in services.teams.teams.values()]
     services.desk.seen(agent)
-    return DeskInfoOut(teams=teams, intents=sorted(services.classifier.intents), me=StaffUserOut.of(agent))
+    return DeskInfoOut(teams=teams, intents=sorted(services.serving.intents), me=StaffUserOut.of(agent))
 
 
 @router.get("/handoffs", response_model=list[HandoffOut])

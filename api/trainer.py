@@ -178,7 +178,7 @@ def inbox(services: ServicesDep, _: TrainerDep,
 
     clusters = [ClusterOut(key=c.key, size=len(c.message_ids), label=c.label, suggested_intent=c.suggested_intent,
                            reasons=c.reasons, messages=[message(m) for m in c.message_ids]) for c in view.clusters]
-    return InboxOut(total=len(view.items), clusters=clusters, intents=sorted(services.pipeline.classifier.intents))
+    return InboxOut(total=len(view.items), clusters=clusters, intents=sorted(services.serving.intents))
 
 
 @router.post("/actions", response_model=ActionOut)
@@ -186,7 +186,7 @@ def act(services: ServicesDep, trainer: TrainerDep, body: ActionIn) -> ActionOut
     """Relabel, add as a training example, mark out of scope, or ignore; optionally keep as regression cases."""
     loop, _store = _loop(services)
     applied = loop.act(body.message_ids, body.action, trainer.username, body.intent, body.keep_as_regression,
-                       frozenset(services.pipeline.classifier.intents))
+                       frozenset(services.serving.intents))
     return ActionOut(applied=applied)
 
 

@@ -72,7 +72,7 @@ def knowledge_base(encoder: Any, weights: Any = None) -> Iterator[Any]:
     db = Database(f"sqlite:///{folder / 'eval.db'}")
     try:
         db.migrate()
-        yield KnowledgeBase(SqlArticleRepository(db), encoder, folder / "index", "faiss", 180, weights)
+        yield KnowledgeBase(SqlArticleRepository(db), encoder, "faiss", 180, weights)
     finally:
         db.dispose()
         shutil.rmtree(folder, ignore_errors=True)

@@ -10,7 +10,7 @@ from typing import Protocol
 import anyio
 
 from domain.enums import Channel
-from domain.models import Conversation, StoredMessage
+from domain.models import Conversation, OutboundClaim, StoredMessage
 from handoff.notify import ChangeNotifier
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,16 @@ class ChannelSender(Protocol):
 
 
 class OutboxStore(Protocol):
-    """``storage.conversations.ConversationRepository``."""
+    """``storage.conversations.ConversationRepository``: outbound messages leased to one process at a time."""
 
-    def due_deliveries(self, now: datetime, limit: int = 50) -> list[tuple[StoredMessage, Conversation]]: ...
+    def claim_deliveries(self, owner: str, now: datetime, lease: timedelta, limit: int = 50) -> list[OutboundClaim]: ...
 
-    def mark_delivered(self, message_id: int, platform_id: str | None = None) -> None: ...
+    def mark_delivered(self, message_id: int, owner: str, platform_id: str | None = None,
+                       resent: bool = False) -> bool: ...
 
-    def mark_delivery_failed(self, message_id: int, error: str, retry_at: datetime) -> int: ...
+    def mark_delivery_failed(self, message_id: int, owner: str, error: str, retry_at: datetime) -> int: ...
+
+    def postpone_delivery(self, message_id: int, owner: str, until: datetime) -> bool: ...
 
 
 def backoff(attempts: int, base_seconds: float, max_seconds: float) -> float:
@@ -46,25 +49,42 @@ def backoff(attempts: int, base_seconds: float, max_seconds: float) -> float:
 
 
 class DeliveryWorker:
-    """Delivers due messages; one pass per wake-up or poll interval."""
+    """Delivers due messages leased to this process; every process runs one, and a message goes to one of them.
+
+    A lease outlives the slowest send (platform calls time out well before it); a process that dies mid-send
+    leaves its messages leased until the lease expires, then another process sends them (the platform may
+    have received the interrupted attempt: that is logged, the only case where a customer could see a
+    message twice).
+    """
 
     def __init__(self, store: OutboxStore, senders: Mapping[Channel, ChannelSender], notifier: ChangeNotifier,
-                 poll_seconds: float = 2.0, retry_base_seconds: float = 5.0, retry_max_seconds: float = 600.0,
-                 batch_size: int = 50) -> None:
+                 owner: str, *, retry_base_seconds: float = 5.0, retry_max_seconds: float = 600.0,
+                 batch_size: int = 50, lease_seconds: float = 120.0) -> None:
         self.store = store
         self.senders = dict(senders)
         self.notifier = notifier
-        self.poll_seconds = poll_seconds
+        self.owner = owner
         self.retry_base = retry_base_seconds
         self.retry_max = retry_max_seconds
         self.batch_size = batch_size
+        self.lease = timedelta(seconds=lease_seconds)
 
     async def run_once(self, now: datetime | None = None) -> tuple[int, int]:
-        """Try every due message once; returns (delivered, failed)."""
+        """Try every message due now once (each leased to this process first); returns (delivered, failed)."""
         now = now or datetime.now(UTC)
-        due = await anyio.to_thread.run_sync(self.store.due_deliveries, now, self.batch_size)
+        claimed = await anyio.to_thread.run_sync(self.store.claim_deliveries, self.owner, now, self.lease,
+                                                 self.batch_size)
         delivered = failed = 0
-        for message, conversation in due:
+        held: dict[str, datetime] = {}  # conversation -> when its failed message is retried
+        for item in claimed:
+            message, conversation = item.message, item.conversation
+            if conversation.id in held:  # an earlier message of this conversation failed: keep the order
+                await anyio.to_thread.run_sync(self.store.postpone_delivery, message.id, self.owner,
+                                               held[conversation.id])
+                continue
+            if item.interrupted:
+                log.warning("message %s on %s: the process sending it died; sending it again (the customer may "
+                            "have received it already)", message.id, conversation.channel.value)
             sender = self.senders.get(conversation.channel)
             try:
                 if sender is None:
@@ -72,24 +92,19 @@ class DeliveryWorker:
                 platform_id = await sender.send(conversation, message)
             except Exception as e:  # any failure keeps the message for a retry
                 reason = str(e) if isinstance(e, DeliveryError) else type(e).__name__
-                attempts = message.delivery_attempts + 1
+                attempts = message.delivery_attempts
                 retry_at = now + timedelta(seconds=backoff(attempts, self.retry_base, self.retry_max))
-                await anyio.to_thread.run_sync(self.store.mark_delivery_failed, message.id, reason, retry_at)
+                await anyio.to_thread.run_sync(self.store.mark_delivery_failed, message.id, self.owner, reason,
+                                               retry_at)
+                held[conversation.id] = retry_at
                 log.warning("delivery of message %s on %s failed (attempt %d): %s", message.id,
                             conversation.channel.value, attempts, reason)
                 failed += 1
                 continue
-            await anyio.to_thread.run_sync(self.store.mark_delivered, message.id, platform_id)
+            if not await anyio.to_thread.run_sync(self.store.mark_delivered, message.id, self.owner, platform_id,
+                                                  item.interrupted):
+                log.error("message %s was sent but its lease had passed to another process", message.id)
             delivered += 1
         if delivered or failed:
             self.notifier.notify()
         return delivered, failed
-
-    async def run(self) -> None:
-        """Deliver until cancelled."""
-        while True:
-            try:
-                await self.run_once()
-            except Exception as e:  # the database may be down; try again later
-                log.error("delivery pass failed: %s", type(e).__name__)
-            await self.notifier.wait(self.poll_seconds)

@@ -101,3 +101,22 @@ class Role(StrEnum):
     EDITOR = "editor"
     TRAINER = "trainer"
     ADMIN = "admin"
+
+
+class Topic(StrEnum):
+    """What changed in the shared state that every server process keeps a view of (the change log)."""
+
+    ARTICLES = "articles"  # key: the article id (created, edited or deleted)
+    MODEL = "model"  # key: the version that became active
+    STAFF = "staff"  # key: the username (roles, teams, disabled, password, a session ended)
+    CANNED = "canned"  # key: the canned response id
+    JOBS = "jobs"  # key: the retrain job id (queued, progress, finished)
+
+
+class DeliveryStatus(StrEnum):
+    """Outbound delivery of a message to the customer's platform (None: nothing to push, e.g. web chat)."""
+
+    PENDING = "pending"
+    SENDING = "sending"  # leased by one process until ``next_delivery_at``
+    DELIVERED = "delivered"
+    FAILED = "failed"  # kept; retried with back-off and shown to agents

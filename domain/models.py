@@ -394,6 +394,30 @@ class Event:
     team: str | None = None
     actor: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    tx: int = 0  # the writing transaction on PostgreSQL: with ``id`` it orders events by commit
+
+    @property
+    def position(self) -> str:
+        """Where a reader of the log is after this event (an SSE event id; ``storage.tail.Position``)."""
+        return f"{self.tx}.{self.id}"
+
+
+@dataclass(frozen=True)
+class PendingInbound:
+    """A stored customer message whose turn never finished, leased to this process to run it again."""
+
+    message_id: int
+    inbound: InboundMessage
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OutboundClaim:
+    """An outbound message leased to this process for delivery to the customer's platform."""
+
+    message: StoredMessage
+    conversation: Conversation
+    interrupted: bool  # a previous attempt died mid-send: the platform may already have received it
 
 
 @dataclass(frozen=True)

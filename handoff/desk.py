@@ -19,7 +19,7 @@ from domain.models import (
 from handoff.canned import render
 from handoff.hours import is_open, next_opening
 from handoff.notify import ChangeNotifier
-from handoff.ports import ArticleLookup, CannedPort, ConversationReader, DeskStorePort, HandoffReader
+from handoff.ports import ArticleLookup, CannedPort, ConversationReader, DeskStorePort, HandoffReader, KnownIntents
 from handoff.routing import TeamsConfig, can_take
 from handoff.sla import SlaStatus, SlaTarget, due_times, sla_status
 from handoff.waiting import WaitInfo, expected_wait, local_opening
@@ -58,7 +58,7 @@ class AgentDesk:
     def __init__(self, store: DeskStorePort, handoffs: HandoffReader, conversations: ConversationReader,
                  canned: CannedPort, articles: ArticleLookup, teams: TeamsConfig,
                  sla: Mapping[Urgency, SlaTarget], notifier: ChangeNotifier, article_url_template: str,
-                 intents: frozenset[str], csat_prompt: bool = True, default_wait_minutes: float = 10.0,
+                 intents: KnownIntents, csat_prompt: bool = True, default_wait_minutes: float = 10.0,
                  wait_history_days: float = 7.0, presence_seconds: float = 120.0) -> None:
         self.store = store
         self.handoffs = handoffs
@@ -164,7 +164,7 @@ class AgentDesk:
     def set_intent(self, agent: StaffUser, handoff_id: int, intent: str) -> Handoff:
         """Record the intent the bot should have recognized (it lands in the trainers' inbox)."""
         self._visible(agent, handoff_id)
-        if intent not in self.intents:
+        if intent not in self.intents.intents:
             raise ValidationError(f"unknown intent '{intent}'")
         updated = self.store.correct_intent(handoff_id, intent, agent.username)
         self.notifier.notify()

@@ -18,6 +18,13 @@ from domain.models import (
 )
 
 
+class KnownIntents(Protocol):
+    """The intents of the model being served (``nlu.serving.ServingModel``): an agent's correction must name one."""
+
+    @property
+    def intents(self) -> tuple[str, ...]: ...
+
+
 class DeskStorePort(Protocol):
     """State changes of the agent workflow (``storage.desk.DeskStore``)."""
 

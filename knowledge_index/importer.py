@@ -65,7 +65,7 @@ def import_folder(kb: KnowledgeBase, folder: Path, prune: bool = False, progress
             )
             continue
         seen[article.id] = str(path)
-        result = kb.upsert(article, save=False)
+        result = kb.upsert(article)
         {
             UpsertStatus.CREATED: report.created,
             UpsertStatus.UPDATED: report.updated,
@@ -73,7 +73,6 @@ def import_folder(kb: KnowledgeBase, folder: Path, prune: bool = False, progress
         }[result.status].append(article.id)
     if prune:
         for summary in kb.repo.list_articles():
-            if summary.id not in seen and kb.delete(summary.id, save=False):
+            if summary.id not in seen and kb.delete(summary.id):
                 report.deleted.append(summary.id)
-    kb.save()
     return report

@@ -1,14 +1,13 @@
-"""The knowledge base service: upsert and delete articles, keep the search indexes in sync, search."""
+"""The knowledge base service: upsert and delete articles, keep this process's search indexes in step, search."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
 import numpy as np
 
@@ -18,12 +17,12 @@ from knowledge_index.chunking import ChunkDraft, chunk_article
 from knowledge_index.encoder import Encoder
 from knowledge_index.fusion import RetrievalWeights, fuse
 from knowledge_index.lexical_index import LexicalIndex
-from knowledge_index.repository import ArticleRepository
-from knowledge_index.vector_index import ExactIndex, FaissIndex, load_index, new_index, save_index
+from knowledge_index.repository import ArticleRepository, ArticleVectors, IndexedArticle
+from knowledge_index.vector_index import VectorIndex, new_index
 
 log = logging.getLogger(__name__)
 
-ENCODE_BATCH = 64
+LOAD_BATCH = 200  # articles read from the repository at a time when loading
 
 
 class UpsertStatus(StrEnum):
@@ -44,14 +43,12 @@ class UpsertResult:
 
 
 @dataclass(frozen=True)
-class SyncReport:
-    """What :meth:`KnowledgeBase.sync` had to fix in the index."""
+class LoadReport:
+    """What :meth:`KnowledgeBase.load` found and had to encode."""
 
-    encoded: int
-    removed: int
-    total: int
-    rebuilt: bool
-    titles_encoded: int = 0
+    articles: int
+    chunks: int
+    encoded: int  # chunks without vectors of this encoder (new deployment, or the encoder changed)
 
 
 @dataclass(frozen=True)
@@ -60,167 +57,177 @@ class _ArticleEntry:
 
     title: str
     tags: tuple[str, ...]
-    title_key: int  # id of its first chunk: the key of its title vector
+    chunk_ids: tuple[int, ...]  # in reading order; the first is also the key of its title vector
+
+    @property
+    def title_key(self) -> int:
+        return self.chunk_ids[0]
+
+
+@dataclass
+class _Indexes:
+    """One consistent set of search structures (swapped as a whole by :meth:`KnowledgeBase.load`)."""
+
+    chunks: VectorIndex
+    titles: VectorIndex
+    lexical: LexicalIndex
+    passages: dict[int, tuple[Chunk, str]]  # chunk id -> (chunk, article title)
+    articles: dict[str, _ArticleEntry]
+    title_owner: dict[int, str]  # title key -> article id
 
 
 class KnowledgeBase:
-    """Articles in a repository; chunk vectors, title vectors and word stems in indexes kept in step with it.
+    """Articles in a repository; chunk vectors, title vectors and word stems in this process's indexes.
 
-    Three indexes, all updated per article: chunk vectors (``index``, under ``index_dir``), one "title (tags)"
-    vector per article (``title_index``, under ``index_dir/titles``, keyed by the id of the article's first
-    chunk, so an edited article gets a new key just as its chunks get new ids) and the article's word stems
-    (``lexical``, in memory, rebuilt from the repository by :meth:`sync`). The repository is the source of
-    truth; the vector indexes are caches that :meth:`sync` repairs (after a crash between a database commit
-    and an index save, or when the encoder changes).
+    The repository is the truth, including every chunk's vector: a process builds its indexes from it when it
+    starts (:meth:`load`) and applies what other processes changed with :meth:`refresh` (the change feed calls
+    it with the changed article ids), so only the process that saves an article encodes it. Three indexes, all
+    updated per article: chunk vectors, one "title (tags)" vector per article (keyed by the id of the article's
+    first chunk, so an edited article gets a new key just as its chunks get new ids) and the article's word
+    stems.
     """
 
     def __init__(
         self,
         repo: ArticleRepository,
         encoder: Encoder,
-        index_dir: Path,
         index_kind: str = "faiss",
         chunk_max_words: int = 180,
         weights: RetrievalWeights | None = None,
+        make_index: Callable[[int], VectorIndex] | None = None,
     ) -> None:
         self.repo = repo
         self.encoder = encoder
-        self.index_dir = index_dir
         self.index_kind = index_kind
         self.chunk_max_words = chunk_max_words
         self.weights = weights or RetrievalWeights()
-        loaded = load_index(index_kind, index_dir, encoder.dim, encoder.name)
-        titles = load_index(index_kind, self._titles_dir, encoder.dim, encoder.name)
-        self._rebuilt = loaded is None or titles is None
-        self.index: FaissIndex | ExactIndex = loaded or new_index(index_kind, encoder.dim)
-        self.title_index: FaissIndex | ExactIndex = titles or new_index(index_kind, encoder.dim)
-        self.lexical = LexicalIndex()
-        self._chunks: dict[int, tuple[Chunk, str]] = {}
-        self._articles: dict[str, _ArticleEntry] = {}
-        self._title_owner: dict[int, str] = {}
+        self._make_index = make_index or (lambda dim: new_index(index_kind, dim))
+        self._ix = self._empty()
         self._write_lock = threading.Lock()
 
+    def _empty(self) -> _Indexes:
+        dim = self.encoder.dim
+        return _Indexes(self._make_index(dim), self._make_index(dim), LexicalIndex(), {}, {}, {})
+
     @property
-    def _titles_dir(self) -> Path:
-        return self.index_dir / "titles"
+    def index(self) -> VectorIndex:
+        """The chunk-vector index."""
+        return self._ix.chunks
 
-    # --- maintenance -------------------------------------------------------------------------
+    @property
+    def title_index(self) -> VectorIndex:
+        """The title-vector index."""
+        return self._ix.titles
 
-    def sync(self, progress: Callable[[int], None] | None = None) -> SyncReport:
-        """Make the indexes hold exactly the repository's articles; encode only what is missing."""
-        with self._write_lock:
-            rows = self.repo.all_chunks()
-            self._chunks = {chunk.id: (chunk, title) for chunk, title in rows}
-            tags = {a.id: a.tags for a in self.repo.list_articles()}
-            by_article: dict[str, list[Chunk]] = {}
-            for chunk, _ in rows:
-                by_article.setdefault(chunk.article_id, []).append(chunk)
-            self._articles, self._title_owner = {}, {}
-            self.lexical.clear()
-            for article_id, chunks in by_article.items():
-                chunks.sort(key=lambda c: c.ordinal)
-                self._remember(article_id, self._chunks[chunks[0].id][1], tags.get(article_id, ()), chunks)
-            titles_encoded, titles_removed = self._sync_titles()
-            present = self.index.ids()
-            stale = present - self._chunks.keys()
-            if stale:
-                self.index.remove(stale)
-            missing = [self._chunks[i] for i in sorted(self._chunks.keys() - present)]
-            for start in range(0, len(missing), ENCODE_BATCH):
-                part = missing[start : start + ENCODE_BATCH]
-                texts = [_embedding_text(chunk, title) for chunk, title in part]
-                self.index.add([chunk.id for chunk, _ in part], self.encoder.encode(texts))
+    @property
+    def lexical(self) -> LexicalIndex:
+        """The word-stem index."""
+        return self._ix.lexical
+
+    # --- keeping the indexes in step ------------------------------------------------------------
+
+    def ensure_vectors(self, progress: Callable[[int], None] | None = None) -> int:
+        """Encode and store the vectors of articles that have none from this encoder (a new deployment, an
+        upgrade, or a changed encoder); returns how many chunks were encoded. Run by one process at a time
+        (the start-up lock), before the others :meth:`load`."""
+        ids = self.repo.articles_without_vectors(self.encoder.name)
+        encoded = 0
+        for start in range(0, len(ids), LOAD_BATCH):
+            for article in self.repo.indexed_articles(ids[start : start + LOAD_BATCH]):
+                if article.chunks:
+                    self.repo.save_vectors(article.id, self._encode(article.title, article.tags, article.chunks))
+                    encoded += len(article.chunks)
+                    if progress:
+                        progress(len(article.chunks))
+        return encoded
+
+    def load(self, progress: Callable[[int], None] | None = None, store_vectors: bool = False) -> LoadReport:
+        """Build this process's indexes from the stored vectors (at start, or when told that anything changed).
+
+        Articles whose stored vectors are missing or come from another encoder are encoded here, and with
+        ``store_vectors`` also saved (see :meth:`ensure_vectors`, which a deployment runs first). Searches keep
+        using the previous indexes until the new ones are complete.
+        """
+        fresh = self._empty()
+        ids = [a.id for a in self.repo.list_articles()]
+        chunks = encoded = 0
+        for start in range(0, len(ids), LOAD_BATCH):
+            for article in self.repo.indexed_articles(ids[start : start + LOAD_BATCH]):
+                vectors = article.vectors
+                if article.chunks and (vectors is None or vectors.encoder != self.encoder.name):
+                    vectors = self._encode(article.title, article.tags, article.chunks)
+                    encoded += len(article.chunks)
+                    if store_vectors:
+                        self.repo.save_vectors(article.id, vectors)
+                if vectors is not None:
+                    _add(fresh, article, vectors)
+                chunks += len(article.chunks)
                 if progress:
-                    progress(len(part))
-            if stale or missing or titles_encoded or titles_removed or self._rebuilt:
-                self._save()
-            report = SyncReport(len(missing), len(stale), len(self.index), self._rebuilt, titles_encoded)
-            self._rebuilt = False
-            return report
+                    progress(len(article.chunks))
+        with self._write_lock:
+            self._ix = fresh
+        return LoadReport(len(fresh.articles), chunks, encoded)
 
-    def _sync_titles(self) -> tuple[int, int]:
-        """Title vectors for exactly the known articles; returns (encoded, removed)."""
-        present = self.title_index.ids()
-        stale = present - self._title_owner.keys()
-        if stale:
-            self.title_index.remove(stale)
-        missing = sorted(self._title_owner.keys() - present)
-        for start in range(0, len(missing), ENCODE_BATCH):
-            keys = missing[start : start + ENCODE_BATCH]
-            texts = [_title_text(self._articles[self._title_owner[key]]) for key in keys]
-            self.title_index.add(keys, self.encoder.encode(texts))
-        return len(missing), len(stale)
+    def refresh(self, article_ids: Collection[str] | None) -> int:
+        """Apply what changed in the repository to these articles (None: reload everything); returns how many
+        articles changed here. Idempotent: an article already as stored is left alone."""
+        if article_ids is None:
+            self.load()
+            return len(self._ix.articles)
+        stored = {a.id: a for a in self.repo.indexed_articles(article_ids)}
+        changed = 0
+        for article_id in sorted(article_ids):
+            article = stored.get(article_id)
+            entry = self._ix.articles.get(article_id)
+            current = tuple(c.id for c in article.chunks) if article is not None else ()
+            if (entry.chunk_ids if entry else ()) == current:
+                continue
+            vectors = None
+            if article is not None and article.chunks:
+                vectors = article.vectors
+                if vectors is None or vectors.encoder != self.encoder.name:  # saved by a differently set up process
+                    vectors = self._encode(article.title, article.tags, article.chunks)
+            with self._write_lock:
+                _remove(self._ix, article_id)
+                if article is not None and vectors is not None:
+                    _add(self._ix, article, vectors)
+            changed += 1
+        return changed
 
-    def _remember(self, article_id: str, title: str, tags: tuple[str, ...], chunks: list[Chunk]) -> None:
-        """Record an article's search metadata and its lexical document (chunks in reading order)."""
-        entry = _ArticleEntry(title, tuple(tags), chunks[0].id)
-        self._articles[article_id] = entry
-        self._title_owner[entry.title_key] = article_id
-        self.lexical.add(article_id, _lexical_text(entry, chunks))
-
-    def _forget(self, article_id: str) -> int | None:
-        """Drop an article's search metadata and lexical document; returns its old title key."""
-        entry = self._articles.pop(article_id, None)
-        self.lexical.remove([article_id])
-        if entry is None:
-            return None
-        self._title_owner.pop(entry.title_key, None)
-        return entry.title_key
-
-    def _save(self) -> None:
-        save_index(self.index, self.index_dir, self.encoder.name)
-        save_index(self.title_index, self._titles_dir, self.encoder.name)
-
-    def upsert(self, article: Article, save: bool = True) -> UpsertResult:
-        """Add or replace one article; only its own chunks are re-encoded and re-indexed."""
+    def upsert(self, article: Article) -> UpsertResult:
+        """Add or replace one article; only its own chunks are encoded, and only here."""
         digest = self._hash(article)
         previous = self.repo.content_hash(article.id)
         if previous == digest:
             return UpsertResult(article.id, UpsertStatus.UNCHANGED, 0)
         drafts = chunk_article(article, self.chunk_max_words)
-        # Encode before touching storage: an encoder failure leaves everything as it was. The last text is
-        # the title vector's.
-        texts = [d.embedding_text(article.title) for d in drafts]
-        vectors = self.encoder.encode([*texts, _title_text(_ArticleEntry(article.title, article.tags, 0))])
+        # Encode before touching storage: an encoder failure leaves everything as it was.
+        vectors = self._encode_drafts(article.title, article.tags, drafts)
+        saved = self.repo.save_article(article, drafts, digest, vectors)
         with self._write_lock:
-            saved = self.repo.save_article(article, drafts, digest)
-            self.index.remove(saved.replaced_chunk_ids)
-            self.index.add([c.id for c in saved.chunks], vectors[: len(saved.chunks)])
-            old_key = self._forget(article.id)
-            if old_key is not None:
-                self.title_index.remove([old_key])
-            for chunk_id in saved.replaced_chunk_ids:
-                self._chunks.pop(chunk_id, None)
-            for chunk in saved.chunks:
-                self._chunks[chunk.id] = (chunk, article.title)
+            _remove(self._ix, article.id)
             if saved.chunks:
-                self._remember(article.id, article.title, article.tags, list(saved.chunks))
-                self.title_index.add([saved.chunks[0].id], vectors[-1:])
-            if save:
-                self._save()
+                _add(self._ix, IndexedArticle(article.id, article.title, article.tags, saved.chunks, vectors), vectors)
         status = UpsertStatus.CREATED if previous is None else UpsertStatus.UPDATED
         return UpsertResult(article.id, status, len(saved.chunks))
 
-    def delete(self, article_id: str, save: bool = True) -> bool:
+    def delete(self, article_id: str) -> bool:
         """Remove an article and its vectors; False when it did not exist."""
+        if self.repo.delete_article(article_id) is None:
+            return False
         with self._write_lock:
-            removed = self.repo.delete_article(article_id)
-            if removed is None:
-                return False
-            self.index.remove(removed)
-            old_key = self._forget(article_id)
-            # Also the first chunk id, in case the article was never remembered (upserted by another process).
-            self.title_index.remove([*removed, *([old_key] if old_key is not None else [])])
-            for chunk_id in removed:
-                self._chunks.pop(chunk_id, None)
-            if save:
-                self._save()
+            _remove(self._ix, article_id)
         return True
 
-    def save(self) -> None:
-        """Persist the vector indexes (after a batch of upserts with ``save=False``)."""
-        with self._write_lock:
-            self._save()
+    def _encode(self, title: str, tags: tuple[str, ...], chunks: tuple[Chunk, ...]) -> ArticleVectors:
+        drafts = [ChunkDraft(c.ordinal, c.heading, c.text) for c in chunks]
+        return self._encode_drafts(title, tags, drafts)
+
+    def _encode_drafts(self, title: str, tags: tuple[str, ...], drafts: list[ChunkDraft]) -> ArticleVectors:
+        """The chunks' vectors and, last in the same call, the title vector."""
+        texts = [d.embedding_text(title) for d in drafts]
+        vectors = self.encoder.encode([*texts, _title_text(title, tags)])
+        return ArticleVectors(self.encoder.name, vectors[:-1], vectors[-1])
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -235,11 +242,11 @@ class KnowledgeBase:
         """
         if k <= 0:
             return []
-        w = self.weights
+        ix, w = self._ix, self.weights
         depth = max(w.depth, 4 * k)
         best: dict[str, tuple[Chunk, str, float]] = {}
-        for chunk_id, score in self.index.search(query, depth):
-            entry = self._chunks.get(chunk_id)
+        for chunk_id, score in ix.chunks.search(query, depth):
+            entry = ix.passages.get(chunk_id)
             if entry is not None and entry[0].article_id not in best:
                 best[entry[0].article_id] = (entry[0], entry[1], score)
         if not best:
@@ -247,15 +254,15 @@ class KnowledgeBase:
         title_scores: dict[str, float] = {}
         floor: float | None = None
         if w.title > 0.0:
-            for key, score in self.title_index.search(query, depth):
-                owner = self._title_owner.get(key)
+            for key, score in ix.titles.search(query, depth):
+                owner = ix.title_owner.get(key)
                 if owner is not None:
                     title_scores[owner] = score
                 floor = score
-        lexical = self.lexical.coverage(text, best) if text is not None and w.lexical > 0.0 else None
+        lexical = ix.lexical.coverage(text, best) if text is not None and w.lexical > 0.0 else None
         ranked = []
         for article_id, (chunk, title, passage) in best.items():
-            title_score = title_scores.get(article_id, floor) if article_id in self._articles else None
+            title_score = title_scores.get(article_id, floor) if article_id in ix.articles else None
             score = fuse(passage, title_score, None if lexical is None else lexical[article_id], w)
             ranked.append((-score, -passage, article_id, SearchHit(article_id, title, chunk.id, chunk.heading,
                                                                    chunk.text, score)))
@@ -271,24 +278,52 @@ class KnowledgeBase:
         return self.repo.get_article(article_id)
 
     def chunk_count(self) -> int:
-        """Number of chunks known to the search cache."""
-        return len(self._chunks)
+        """Number of chunks this process can search."""
+        return len(self._ix.passages)
+
+    def article_ids(self) -> set[str]:
+        """The articles this process can search."""
+        return set(self._ix.articles)
 
     def _hash(self, article: Article) -> str:
         material = f"{self.encoder.name}|{self.chunk_max_words}|{render_article(article)}"
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-def _embedding_text(chunk: Chunk, title: str) -> str:
-    return ChunkDraft(chunk.ordinal, chunk.heading, chunk.text).embedding_text(title)
+def _add(ix: _Indexes, article: IndexedArticle, vectors: ArticleVectors) -> None:
+    """Put an article (not in the indexes) into them."""
+    if not article.chunks:
+        return
+    chunk_ids = tuple(c.id for c in article.chunks)
+    entry = _ArticleEntry(article.title, tuple(article.tags), chunk_ids)
+    ix.chunks.add(chunk_ids, vectors.chunks)
+    ix.titles.add([entry.title_key], vectors.title.reshape(1, -1))
+    for chunk in article.chunks:
+        ix.passages[chunk.id] = (chunk, article.title)
+    ix.articles[article.id] = entry
+    ix.title_owner[entry.title_key] = article.id
+    ix.lexical.add(article.id, _lexical_text(entry, article.chunks))
 
 
-def _title_text(entry: _ArticleEntry) -> str:
+def _remove(ix: _Indexes, article_id: str) -> None:
+    """Take an article out of the indexes (nothing when absent)."""
+    entry = ix.articles.pop(article_id, None)
+    if entry is None:
+        return
+    ix.chunks.remove(entry.chunk_ids)
+    ix.titles.remove([entry.title_key])
+    for chunk_id in entry.chunk_ids:
+        ix.passages.pop(chunk_id, None)
+    ix.title_owner.pop(entry.title_key, None)
+    ix.lexical.remove([article_id])
+
+
+def _title_text(title: str, tags: tuple[str, ...]) -> str:
     """What the title vector encodes: "Update your payment method (billing, payment, card)"."""
-    return f"{entry.title} ({', '.join(entry.tags)})" if entry.tags else entry.title
+    return f"{title} ({', '.join(tags)})" if tags else title
 
 
-def _lexical_text(entry: _ArticleEntry, chunks: list[Chunk]) -> str:
+def _lexical_text(entry: _ArticleEntry, chunks: tuple[Chunk, ...]) -> str:
     """The article's words as the lexical index sees them: title, tags, headings and text."""
     parts = [entry.title, " ".join(entry.tags)]
     for chunk in chunks:

@@ -6,12 +6,15 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from domain.errors import ConfigurationError
 from knowledge_index.rwlock import ReadWriteLock
+
+if TYPE_CHECKING:  # approximate_index imports this module; the runtime imports are inside the functions
+    from knowledge_index.approximate_index import AutoIndex, AutoIndexConfig
 
 
 class VectorIndex(Protocol):
@@ -117,7 +120,7 @@ class FaissIndex:
     """``IndexIDMap2(IndexFlatIP)``: exact inner product, add/remove/replace by id, persisted to disk.
 
     Flat search stays around a millisecond up to ~10k chunks and ~15 ms at 100k on 2 cores (see
-    docs/benchmarks.md); past that an HNSW variant with tombstones would be the next step.
+    docs/benchmarks.md); past that, kind ``auto`` (knowledge_index.approximate_index) switches to HNSW.
     """
 
     kind = "faiss"
@@ -183,17 +186,25 @@ class FaissIndex:
         return cls(dim, index)
 
 
-def new_index(kind: str, dim: int) -> FaissIndex | ExactIndex:
-    """An empty index of the configured kind (``faiss`` or ``exact``)."""
+def new_index(kind: str, dim: int, auto: AutoIndexConfig | None = None) -> FaissIndex | ExactIndex | AutoIndex:
+    """An empty index of the configured kind (``faiss``, ``exact`` or ``auto``, which ``auto`` configures)."""
     if kind == "faiss":
         return FaissIndex(dim)
     if kind == "exact":
         return ExactIndex(dim)
-    raise ConfigurationError(f"unknown index kind {kind!r}; use 'faiss' or 'exact'")
+    if kind == "auto":
+        from knowledge_index.approximate_index import AutoIndex
+
+        return AutoIndex(dim, auto)
+    raise ConfigurationError(f"unknown index kind {kind!r}; use 'faiss', 'exact' or 'auto'")
 
 
-def load_index(kind: str, folder: Path, dim: int, encoder_name: str) -> FaissIndex | ExactIndex | None:
-    """Load a persisted index if it exists and was built by the same encoder, else None."""
+def load_index(kind: str, folder: Path, dim: int, encoder_name: str,
+               auto: AutoIndexConfig | None = None) -> FaissIndex | ExactIndex | AutoIndex | None:
+    """Load a persisted index if it exists and was built by the same encoder, else None.
+
+    Kind ``auto`` also adopts a saved ``faiss`` or ``exact`` index (same vectors, nothing to re-encode).
+    """
     manifest = folder / "manifest.json"
     if not manifest.exists():
         return None
@@ -201,15 +212,35 @@ def load_index(kind: str, folder: Path, dim: int, encoder_name: str) -> FaissInd
         meta = json.loads(manifest.read_text())
     except (OSError, ValueError):
         return None
-    if meta.get("kind") != kind or meta.get("encoder") != encoder_name or meta.get("dim") != dim:
+    saved = meta.get("kind")
+    adopt = kind == "auto" and saved in ("faiss", "exact")
+    if (saved != kind and not adopt) or meta.get("encoder") != encoder_name or meta.get("dim") != dim:
         return None
     try:
+        if kind == "auto":
+            from knowledge_index.approximate_index import AutoIndex
+
+            if not adopt:
+                return AutoIndex.load(folder, dim, auto)
+            index = AutoIndex(dim, auto)
+            old = FaissIndex.load(folder, dim) if saved == "faiss" else ExactIndex.load(folder, dim)
+            index.add(*_contents(old))
+            return index
         return FaissIndex.load(folder, dim) if kind == "faiss" else ExactIndex.load(folder, dim)
     except (OSError, RuntimeError, ValueError, KeyError, ConfigurationError):
         return None
 
 
-def save_index(index: FaissIndex | ExactIndex, folder: Path, encoder_name: str) -> None:
+def _contents(index: FaissIndex | ExactIndex) -> tuple[list[int], np.ndarray]:
+    """All ids and vectors of a flat index."""
+    if isinstance(index, ExactIndex):
+        return index._ids.tolist(), index._vectors
+    inner, n = index._faiss.downcast_index(index._index.index), index._index.ntotal
+    vectors = inner.reconstruct_n(0, n) if n else np.zeros((0, index.dim), dtype=np.float32)
+    return index._faiss.vector_to_array(index._index.id_map).tolist(), vectors
+
+
+def save_index(index: FaissIndex | ExactIndex | AutoIndex, folder: Path, encoder_name: str) -> None:
     """Persist an index with a manifest naming the encoder that produced its vectors."""
     index.save(folder)
     tmp = folder / "manifest.json.tmp"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -34,8 +35,11 @@ class IntentClassifier(Protocol):
     with ``out_of_scope``) marks a top-2 margin too small to trust; ``model_version`` names the trained model.
     """
 
-    version: str
-    intents: tuple[str, ...]
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def intents(self) -> tuple[str, ...]: ...
 
     def predict(self, text: str, vector: np.ndarray) -> IntentPrediction: ...
 
@@ -132,40 +136,27 @@ class IntentModel:
                 model_version=self.version, ambiguous=not oos and margin < self.ambiguous_margin))
         return out
 
-    def save(self, folder: Path) -> Path:
-        """Write ``<version>.npz`` (plain arrays and a JSON string, no pickle) and return its path."""
-        folder.mkdir(parents=True, exist_ok=True)
+    def to_bytes(self) -> bytes:
+        """The model as an ``.npz`` file's bytes (plain arrays and a JSON string, no pickle)."""
         meta = {"format": MODEL_FORMAT, "kind": self.head.kind, "params": self.head.params(),
                 "intents": list(self.intents), "temperature": self.temperature, "oos": self.oos.as_dict(),
                 "ambiguous_margin": self.ambiguous_margin, "oos_class": self.oos_class, "report": self.report}
-        path = self.file_path(folder, self.version)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as fh:
-            arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **self.reference.arrays(),
-                                      **self.head.arrays()}
-            if _knn_examples(self.head, len(self.intents)) is None:  # a neighbour head already stores them
-                arrays["examples"] = self.examples
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-        return path
-
-    @staticmethod
-    def file_path(folder: Path, version: str) -> Path:
-        """Where a version's model file lives in ``folder``."""
-        return folder / f"{version}.npz"
+        arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)), **self.reference.arrays(), **self.head.arrays()}
+        if _knn_examples(self.head, len(self.intents)) is None:  # a neighbour head already stores them
+            arrays["examples"] = self.examples
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
 
     @classmethod
-    def load(cls, folder: Path, version: str) -> IntentModel | None:
-        """Load a saved model, or None when it does not exist or cannot be read (e.g. an older format)."""
-        path = cls.file_path(folder, version)
-        if not path.exists():
-            return None
+    def from_bytes(cls, data: bytes, version: str) -> IntentModel | None:
+        """A model from :meth:`to_bytes` output, or None when it cannot be read (e.g. an older format)."""
         try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                meta = json.loads(str(npz["meta"]))
                 if meta.get("format") != MODEL_FORMAT:
                     raise ValueError(f"model format {meta.get('format')!r}")
-                arrays = {k: data[k] for k in data.files if k != "meta"}
+                arrays = {k: npz[k] for k in npz.files if k != "meta"}
             n_classes = len(meta["intents"]) + int(meta["oos_class"])
             head = HEAD_LOADERS[meta["kind"]](arrays, meta["params"], n_classes)
             examples = arrays.get("examples")
@@ -176,21 +167,66 @@ class IntentModel:
             return cls(meta["intents"], head, meta["temperature"], OosThreshold(**meta["oos"]),
                        TypicalityReference.from_arrays(arrays), examples, meta["ambiguous_margin"],
                        bool(meta["oos_class"]), version, meta.get("report"))
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            log.warning("intent model %s is unreadable (%s); retraining", path, type(e).__name__)
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+            log.warning("intent model %s is unreadable (%s)", version, type(e).__name__)
             return None
 
+    def save(self, folder: Path) -> Path:
+        """Write ``<version>.npz`` into a folder and return its path (exports and tests; the service keeps its
+        models in the database, see :class:`ModelFiles`)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = self.file_path(folder, self.version)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(self.to_bytes())
+        os.replace(tmp, path)
+        return path
+
+    @staticmethod
+    def file_path(folder: Path, version: str) -> Path:
+        """Where a version's model file lives in ``folder``."""
+        return folder / f"{version}.npz"
+
     @classmethod
-    def latest(cls, folder: Path) -> IntentModel | None:
-        """The most recently trained readable model in a folder, or None."""
-        if not folder.is_dir():
+    def load(cls, folder: Path, version: str) -> IntentModel | None:
+        """Load a model written by :meth:`save`, or None when it does not exist or cannot be read."""
+        path = cls.file_path(folder, version)
+        try:
+            return cls.from_bytes(path.read_bytes(), version)
+        except OSError:
             return None
-        saved = [p for prefix in METHOD_PREFIX.values() for p in folder.glob(f"{prefix}-*.npz")]
-        for path in sorted(saved, key=lambda p: p.stat().st_mtime, reverse=True):
-            model = cls.load(folder, path.stem)
-            if model is not None:
-                return model
-        return None
+
+
+class ModelFiles(Protocol):
+    """Where trained intent models are kept, shared by every server process (``storage.model_files``).
+
+    Contract: ``put`` then ``get`` of a version returns the same bytes in any process; ``put`` of a version
+    already stored replaces it; ``delete`` of an unknown version returns False.
+    """
+
+    def get(self, version: str) -> bytes | None: ...
+
+    def put(self, version: str, data: bytes) -> None: ...
+
+    def delete(self, version: str) -> bool: ...
+
+    def versions(self) -> list[str]:
+        """Stored versions, newest first."""
+        ...
+
+
+def load_model(files: ModelFiles, version: str) -> IntentModel | None:
+    """A stored model, or None when it is not stored or cannot be read."""
+    data = files.get(version)
+    return None if data is None else IntentModel.from_bytes(data, version)
+
+
+def latest_model(files: ModelFiles) -> IntentModel | None:
+    """The newest readable stored model, or None."""
+    for version in files.versions():
+        model = load_model(files, version)
+        if model is not None:
+            return model
+    return None
 
 
 MODEL_FORMAT = 3

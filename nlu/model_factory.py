@@ -1,27 +1,26 @@
 """The configured way to fit, save, load and delete intent models, for the trainer loop (method and targets from
-settings)."""
+settings; model files in the shared store)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from nlu.fitting import FitConfig, Progress
-from nlu.intent import IntentModel
+from nlu.intent import IntentModel, ModelFiles, load_model
 from nlu.training import train_model
 
 log = logging.getLogger(__name__)
 
 
 class IntentModelFactory:
-    """Fits the configured head on vectors of the shared encoder; model files live in ``model_dir``."""
+    """Fits the configured head on vectors of the shared encoder; model files live in ``files`` (the database)."""
 
-    def __init__(self, encoder_name: str, model_dir: Path, config: FitConfig) -> None:
+    def __init__(self, encoder_name: str, files: ModelFiles, config: FitConfig) -> None:
         self.encoder_name = encoder_name
-        self.model_dir = model_dir
+        self.files = files
         self.config = config
         self.method: str = config.method
 
@@ -32,19 +31,16 @@ class IntentModelFactory:
                            progress)
 
     def save(self, model: IntentModel) -> None:
-        """Write the model file (``<version>.npz``)."""
-        model.save(self.model_dir)
+        """Store the model file."""
+        self.files.put(model.version, model.to_bytes())
 
     def load(self, version: str) -> IntentModel | None:
-        """A saved model, or None when its file is gone or unreadable."""
-        return IntentModel.load(self.model_dir, version)
+        """A stored model, or None when its file is gone or unreadable."""
+        return load_model(self.files, version)
 
     def remove(self, version: str) -> bool:
         """Delete a version's model file; False when there was none."""
-        path = IntentModel.file_path(self.model_dir, version)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        log.info("deleted the model file of version %s", version)
-        return True
+        removed = self.files.delete(version)
+        if removed:
+            log.info("deleted the model file of version %s", version)
+        return removed

@@ -107,7 +107,6 @@ class TrainerLoop:
         self.cluster_threshold = cluster_threshold
         self.keep_versions = keep_versions
         self._vectors: dict[int, np.ndarray] = {}
-        self._threads: list[threading.Thread] = []
         # Activation and pruning: a version being activated is never deleted under it.
         self._versions_lock = threading.Lock()
         # The startup model's recipe fitted without the slice, by its data: one fit per slice, not per retrain.
@@ -187,23 +186,27 @@ class TrainerLoop:
 
     # --- retraining ----------------------------------------------------------------------------
 
-    def start_retrain(self, actor: str, wait: bool = False) -> int:
-        """Queue a retrain in the background; returns the job id. The active model keeps serving."""
-        data = self.training_set()
-        check_training_data(list(data.pairs))
-        job = self.store.start_job(actor)
-        thread = threading.Thread(target=self._retrain, args=(job.id, actor, data), name=f"retrain-{job.id}",
-                                  daemon=True)
-        self._threads.append(thread)
-        thread.start()
-        if wait:
-            thread.join()
-        return int(job.id)
+    def start_retrain(self, actor: str) -> int:
+        """Queue a retrain; returns the job id. A process's retrain runner (``nlu.retrain_runner``) takes it and
+        runs :meth:`run_job`; the active model keeps serving meanwhile.
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Wait for running retrains (tests, shutdown)."""
-        for thread in list(self._threads):
-            thread.join(timeout)
+        Raises:
+            ValidationError: the training data cannot make a model (checked before queueing).
+            ConflictError: another retrain is queued or running.
+        """
+        check_training_data(list(self.training_set().pairs))
+        return int(self.store.start_job(actor).id)
+
+    def run_job(self, job_id: int) -> None:
+        """Run a claimed job to its end (in the calling thread); any failure is recorded on the job."""
+        job = self.store.job(job_id)
+        try:
+            data = self.training_set()
+        except Exception as e:  # the training file became unreadable since the job was queued
+            self.store.update_job(job_id, status="failed", step="failed", stage="failed",
+                                  error=f"{type(e).__name__}: {e}"[:2000])
+            return
+        self._retrain(job_id, job.created_by, data)
 
     def _retrain(self, job_id: int, actor: str, data: TrainingSet) -> None:
         """The job: preparing, encoding, fitting (the candidate, and the active model's stand-in if needed),

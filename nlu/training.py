@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nlu.fitting import FitConfig, Progress, fit_intent_head
-from nlu.intent import METHOD_PREFIX, IntentModel, check_training_data, model_version
+from nlu.intent import METHOD_PREFIX, IntentModel, ModelFiles, check_training_data, load_model, model_version
 from nlu.rasa_yaml import read_nlu, read_nlu_tolerant
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,13 @@ def train_model(pairs: Sequence[tuple[str, str]], oos_texts: Sequence[str], vect
 
 
 def load_or_train(
-    training_data: Path, encoder: TextEncoder, model_dir: Path, config: FitConfig,
+    training_data: Path, encoder: TextEncoder, files: ModelFiles, config: FitConfig,
     min_examples: int = 2, progress: bool = False,
 ) -> IntentModel:
-    """The classifier for the current training data, trained only when no saved model matches.
+    """The classifier for the current training data, trained only when no stored model matches.
+
+    Several processes starting together should call this under one lock (``Database.exclusive``): the first
+    trains and stores the model, the others load it.
 
     In a folder of YAML files a malformed file is logged (path, line, reason) and skipped.
 
@@ -82,7 +85,7 @@ def load_or_train(
     pairs = data.training_examples()
     check_training_data(pairs, min_examples)
     version = version_for(pairs, (), encoder.name, config)
-    loaded = IntentModel.load(model_dir, version)
+    loaded = load_model(files, version)
     if loaded is not None:
         log.info("loaded intent model %s (%d intents)", version, len(loaded.intents))
         return loaded
@@ -96,6 +99,6 @@ def load_or_train(
     model = train_model(pairs, (), vectors, np.zeros((0, vectors.shape[1]), np.float32), encoder.name, config,
                         advance)
     bar.close()
-    model.save(model_dir)
+    files.put(model.version, model.to_bytes())
     log.info("trained intent model %s on %d examples", version, len(pairs))
     return model

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
+from domain.enums import Topic
 from domain.errors import NotFoundError
 from domain.models import CannedResponse
+from storage.changes import publish
 from storage.db import Database
 from storage.tables import CannedResponseRow, utcnow
 
 
 class CannedStore:
-    """CRUD of canned responses."""
+    """CRUD of canned responses (read from the database on every use, so every process sees the same ones)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -45,6 +47,7 @@ class CannedStore:
                 row = found
                 row.title, row.body, row.team, row.updated_by, row.updated_at = title, body, team, actor, utcnow()
             s.flush()
+            publish(s, Topic.CANNED, str(row.id))
             return _canned(row)
 
     def delete(self, canned_id: int) -> None:
@@ -54,6 +57,7 @@ class CannedStore:
             if row is None:
                 raise NotFoundError(f"canned response {canned_id} does not exist")
             s.delete(row)
+            publish(s, Topic.CANNED, str(canned_id))
 
 
 def _canned(row: CannedResponseRow) -> CannedResponse:

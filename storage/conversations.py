@@ -9,14 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, func, insert, select, update
+from sqlalchemy import CursorResult, Table, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from domain.enums import Channel, ConversationStatus, MessageStatus, Sender
+from domain.enums import Channel, ConversationStatus, DeliveryStatus, MessageStatus, Sender
 from domain.errors import NotFoundError
 from domain.models import (
     BotReply,
@@ -26,6 +26,8 @@ from domain.models import (
     HandoffDraft,
     InboundMessage,
     IntentTurn,
+    OutboundClaim,
+    PendingInbound,
     StoredMessage,
     TurnContext,
     TurnRecord,
@@ -47,13 +49,19 @@ from storage.tables import (
 _MESSAGES = cast(Table, MessageRow.__table__)
 _PREDICTIONS = cast(Table, PredictionRow.__table__)
 _CONVERSATIONS = cast(Table, ConversationRow.__table__)
+_DUE = (DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value, DeliveryStatus.SENDING.value)
 
 
 class ConversationRepository:
-    """Everything about conversations and their messages."""
+    """Everything about conversations and their messages.
 
-    def __init__(self, db: Database) -> None:
+    ``inbound_lease``: how long a stored customer message belongs to the process handling it; if it is still
+    unprocessed after that (the process died), :meth:`claim_unprocessed` hands it to another process.
+    """
+
+    def __init__(self, db: Database, inbound_lease: timedelta = timedelta(seconds=15)) -> None:
         self.db = db
+        self.inbound_lease = inbound_lease
 
     # --- conversations -----------------------------------------------------------------------
 
@@ -121,6 +129,7 @@ class ConversationRepository:
         values = _message_values(inbound.conversation_id, Sender.CUSTOMER, inbound.text,
                                  status=MessageStatus.RECEIVED.value, delivery_key=inbound.external_id,
                                  payload={"channel": inbound.channel.value})
+        values["lease_until"] = values["created_at"] + self.inbound_lease
         try:
             with self.db.session() as s:
                 status = s.scalar(select(ConversationRow.status).where(ConversationRow.id == inbound.conversation_id))
@@ -195,28 +204,33 @@ class ConversationRepository:
         with self.db.read() as s:
             return s.scalar(select(HandoffRow.id).where(HandoffRow.trigger_message_id == message_id))
 
-    def record_attempt(self, message_id: int) -> int:
-        """Count a processing attempt (so recovery can give up on a poison message)."""
+    def claim_unprocessed(self, now: datetime, limit: int = 100) -> list[PendingInbound]:
+        """Customer messages stored but never processed whose lease expired (their process died mid-turn), leased
+        again to the caller for ``inbound_lease``, oldest first. Of several processes asking at once, each gets
+        different messages (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; one writer at a time on SQLite)."""
+        m = _MESSAGES
+        due = (select(m.c.id).where(m.c.status == MessageStatus.RECEIVED.value,
+                                    or_(m.c.lease_until.is_(None), m.c.lease_until < now))
+               .order_by(m.c.id).limit(limit).with_for_update(skip_locked=True, of=m))
         with self.db.session() as s:
-            row = s.get(MessageRow, message_id)
-            if row is None:
-                raise NotFoundError(f"message {message_id} does not exist")
-            row.attempts += 1
-            return row.attempts
-
-    def unprocessed(self, older_than: datetime, limit: int = 1000) -> list[tuple[int, InboundMessage]]:
-        """Inbound messages stored but never processed (a crash mid-turn), oldest first."""
-        with self.db.read() as s:
+            ids = list(s.scalars(due))
+            if not ids:
+                return []
+            s.execute(update(m).where(m.c.id.in_(ids))
+                      .values(attempts=m.c.attempts + 1, lease_until=now + self.inbound_lease))
             rows = s.execute(
-                select(MessageRow, ConversationRow.channel)
-                .join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
-                .where(MessageRow.status == MessageStatus.RECEIVED.value, MessageRow.created_at < older_than)
-                .order_by(MessageRow.id).limit(limit)
-            ).all()
-            return [
-                (m.id, InboundMessage(m.conversation_id, m.text, Channel(channel), m.delivery_key))
-                for m, channel in rows
-            ]
+                select(m.c.id, m.c.conversation_id, m.c.text, m.c.delivery_key, m.c.attempts,
+                       _CONVERSATIONS.c.channel)
+                .join(_CONVERSATIONS, _CONVERSATIONS.c.id == m.c.conversation_id)
+                .where(m.c.id.in_(ids)).order_by(m.c.id)).all()
+        return [PendingInbound(r.id, InboundMessage(r.conversation_id, r.text, Channel(r.channel), r.delivery_key),
+                               r.attempts) for r in rows]
+
+    def unprocessed_count(self) -> int:
+        """Customer messages stored and not yet processed (in flight, or waiting for recovery)."""
+        with self.db.read() as s:
+            return int(s.scalar(select(func.count()).select_from(_MESSAGES)
+                                .where(_MESSAGES.c.status == MessageStatus.RECEIVED.value)) or 0)
 
     def record_turn(self, record: TurnRecord) -> tuple[list[StoredMessage], int | None, bool]:
         """Store a turn's prediction, replies and handoff, and mark the inbound processed, atomically.
@@ -287,47 +301,93 @@ class ConversationRepository:
 
     # --- outbound delivery -------------------------------------------------------------------
 
-    def due_deliveries(self, now: datetime, limit: int = 50) -> list[tuple[StoredMessage, Conversation]]:
-        """Outbound messages waiting to be pushed to their platform (pending, or failed and due again)."""
-        with self.db.read() as s:
-            rows = s.execute(
-                select(MessageRow, ConversationRow)
-                .join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
-                .where(MessageRow.delivery_status.in_(("pending", "failed")), MessageRow.next_delivery_at <= now)
-                .order_by(MessageRow.id).limit(limit)
-            ).all()
-            return [(_message(m), _conversation(c)) for m, c in rows]
+    def claim_deliveries(self, owner: str, now: datetime, lease: timedelta, limit: int = 50) -> list[OutboundClaim]:
+        """Lease due outbound messages to ``owner`` until ``now + lease``; no other process gets them meanwhile.
 
-    def mark_delivered(self, message_id: int, platform_id: str | None = None) -> None:
-        """The platform accepted the message."""
+        Due: pending, failed and due for a retry, or ``sending`` under a lease that expired (its process died
+        mid-send; ``OutboundClaim.interrupted`` says so, since the platform may have received it). A message
+        waits while an earlier one of its conversation is undelivered and not due (being sent elsewhere, or
+        waiting for its retry), so each customer gets their messages in order; earlier ones that are due come
+        in the same batch, before it. PostgreSQL skips rows another process is claiming (``FOR UPDATE SKIP
+        LOCKED``); SQLite has one writer at a time.
+        """
+        m, earlier = _MESSAGES, _MESSAGES.alias("earlier")
+        blocked = exists().where(earlier.c.conversation_id == m.c.conversation_id, earlier.c.id < m.c.id,
+                                 earlier.c.delivery_status.in_(_DUE), earlier.c.next_delivery_at > now)
+        due = (select(m.c.id, m.c.delivery_status)
+               .where(m.c.delivery_status.in_(_DUE), m.c.next_delivery_at <= now, ~blocked)
+               .order_by(m.c.id).limit(limit).with_for_update(skip_locked=True, of=m))
+        with self.db.session() as s:
+            found = s.execute(due).all()
+            if not found:
+                return []
+            ids = [r.id for r in found]
+            s.execute(update(m).where(m.c.id.in_(ids)).values(
+                delivery_status=DeliveryStatus.SENDING.value, delivery_owner=owner, next_delivery_at=now + lease,
+                delivery_attempts=m.c.delivery_attempts + 1))
+            rows = s.execute(select(MessageRow, ConversationRow)
+                             .join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
+                             .where(MessageRow.id.in_(ids)).order_by(MessageRow.id)).all()
+        interrupted = {r.id for r in found if r.delivery_status == DeliveryStatus.SENDING.value}
+        return [OutboundClaim(_message(msg), _conversation(conv), msg.id in interrupted) for msg, conv in rows]
+
+    def mark_delivered(self, message_id: int, owner: str, platform_id: str | None = None,
+                       resent: bool = False) -> bool:
+        """The platform accepted the message; False when ``owner`` no longer held its lease.
+
+        ``resent``: an earlier attempt was interrupted mid-send, so the customer may have it twice (recorded in
+        the message's payload for agents and operators).
+        """
         with self.db.session() as s:
             row = s.get(MessageRow, message_id)
-            if row is None:
-                return
-            row.delivery_status, row.delivery_error, row.next_delivery_at = "delivered", None, None
-            row.delivery_attempts += 1
+            if not _leased_to(row, owner):
+                return False
+            assert row is not None
+            row.delivery_status, row.delivery_error, row.next_delivery_at = DeliveryStatus.DELIVERED.value, None, None
+            row.delivery_owner = None
             if platform_id:
                 row.payload = {**row.payload, "platform_id": platform_id}
+            if resent:
+                row.payload = {**row.payload, "resent_after_interruption": True}
             append_event(s, "message.delivered", conversation_id=row.conversation_id,
                          payload={"message_id": row.id})
+            return True
 
-    def mark_delivery_failed(self, message_id: int, error: str, retry_at: datetime) -> int:
-        """The platform refused or was unreachable: keep the message and try again at ``retry_at``."""
+    def mark_delivery_failed(self, message_id: int, owner: str, error: str, retry_at: datetime) -> int:
+        """The platform refused or was unreachable: keep the message and try again at ``retry_at``.
+
+        Returns the attempts so far (0 when ``owner`` no longer held the lease: nothing was written).
+        """
         with self.db.session() as s:
             row = s.get(MessageRow, message_id)
-            if row is None:
+            if not _leased_to(row, owner):
                 return 0
-            row.delivery_attempts += 1
-            row.delivery_status, row.delivery_error, row.next_delivery_at = "failed", error[:500], retry_at
+            assert row is not None
+            row.delivery_status, row.delivery_error, row.next_delivery_at = (DeliveryStatus.FAILED.value, error[:500],
+                                                                              retry_at)
+            row.delivery_owner = None
             append_event(s, "message.delivery_failed", conversation_id=row.conversation_id,
                          payload={"message_id": row.id, "attempts": row.delivery_attempts})
             return row.delivery_attempts
+
+    def postpone_delivery(self, message_id: int, owner: str, until: datetime) -> bool:
+        """Give a leased message back untried, due at ``until`` (an earlier message of its conversation failed)."""
+        with self.db.session() as s:
+            row = s.get(MessageRow, message_id)
+            if not _leased_to(row, owner):
+                return False
+            assert row is not None
+            row.delivery_status = (DeliveryStatus.FAILED.value if row.delivery_error
+                                   else DeliveryStatus.PENDING.value)
+            row.next_delivery_at, row.delivery_owner = until, None
+            row.delivery_attempts = max(0, row.delivery_attempts - 1)
+            return True
 
     def retry_delivery(self, message_id: int, now: datetime) -> StoredMessage:
         """Make a failed message due now (an agent pressed 'retry')."""
         with self.db.session() as s:
             row = s.get(MessageRow, message_id)
-            if row is None or row.delivery_status not in ("failed", "pending"):
+            if row is None or row.delivery_status not in (DeliveryStatus.FAILED.value, DeliveryStatus.PENDING.value):
                 raise NotFoundError(f"message {message_id} is not waiting for delivery")
             row.next_delivery_at = now
             return _message(row)
@@ -406,7 +466,7 @@ def _message_values(conversation_id: str, sender: Sender, text: str, *, kind: st
     """Every column of a new message row but its id (so the domain message needs no read back)."""
     return {"conversation_id": conversation_id, "sender": sender.value, "text": text, "kind": kind, "status": status,
             "delivery_key": delivery_key, "reply_to": reply_to, "author": None, "payload": payload or {},
-            "attempts": 0, "created_at": created_at or utcnow(), "processed_at": processed_at,
+            "attempts": 0, "created_at": created_at or utcnow(), "processed_at": processed_at, "lease_until": None,
             "delivery_status": delivery_status, "delivery_attempts": 0, "next_delivery_at": next_delivery_at,
             "delivery_error": None}
 
@@ -431,7 +491,12 @@ def _transcript(s: Any, conversation_id: str, after_id: int = 0, limit: int = 50
 
 def delivery_status_for(channel: str | None) -> str | None:
     """Messages to push to a platform start ``pending``; web chat reads its messages, nothing to push."""
-    return None if channel in (None, Channel.WEB.value, Channel.API.value) else "pending"
+    return None if channel in (None, Channel.WEB.value, Channel.API.value) else DeliveryStatus.PENDING.value
+
+
+def _leased_to(row: MessageRow | None, owner: str) -> bool:
+    return (row is not None and row.delivery_status == DeliveryStatus.SENDING.value
+            and row.delivery_owner == owner)
 
 
 def _conversation(row: ConversationRow, tier: str = "standard") -> Conversation:

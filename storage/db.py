@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +36,9 @@ class Database:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # A database that does not answer must fail a request quickly (a 503), not hang it.
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10,
+                          connect_args={"connect_timeout": 5})
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -48,6 +52,7 @@ class Database:
         # under load made the p99 of a turn several times its median (docs/performance.md). Other processes
         # still meet the busy timeout.
         self._write_lock = threading.RLock() if self.dialect == "sqlite" else None
+        self._memory_lock = threading.RLock()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -76,13 +81,44 @@ class Database:
             yield session
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+        """Bring the schema to the newest Alembic revision; processes starting together take turns."""
         from alembic import command
 
-        with self.engine.begin() as connection:
+        with self.exclusive("migrate"), self.engine.begin() as connection:
             config = alembic_config(self.url)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold a lock named ``name`` that every process using this database respects (waits for it).
+
+        PostgreSQL: a session advisory lock on a connection held for the block (released if the process
+        dies). SQLite: an exclusive ``flock`` on a file next to the database (also released by the kernel).
+        """
+        if self.dialect == "postgresql":
+            key = zlib.crc32(f"frontdesk:{name}".encode()) - 2**31  # a stable signed 32-bit key
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    conn.commit()
+            return
+        database = make_url(self.url).database
+        if not database or database == ":memory:":
+            with self._memory_lock:
+                yield
+            return
+        path = Path(f"{database}.{name}.lock")
+        with path.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""

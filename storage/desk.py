@@ -222,25 +222,30 @@ class DeskStore:
     # --- SLA and waiting ---------------------------------------------------------------------
 
     def flag_sla_breaches(self, now: datetime) -> list[tuple[int, str]]:
-        """Mark handoffs whose first-response or resolution due time passed; each breach is flagged once."""
+        """Mark handoffs whose first-response or resolution due time passed; each breach is flagged once.
+
+        Each flag is a conditional UPDATE, so two processes checking at the same moment never flag (and
+        announce) the same breach twice.
+        """
         flagged: list[tuple[int, str]] = []
+        open_ = HandoffRow.state != HandoffState.RESOLVED.value
+        checks = (
+            ("first_response", HandoffRow.first_response_breached,
+             (HandoffRow.first_response_at.is_(None), HandoffRow.first_response_breached.is_(False),
+              HandoffRow.first_response_due < now)),
+            ("resolution", HandoffRow.resolution_breached,
+             (HandoffRow.resolution_breached.is_(False), HandoffRow.resolution_due < now)),
+        )
         with self.db.session() as s:
-            late_first = s.scalars(select(HandoffRow).where(
-                HandoffRow.state != HandoffState.RESOLVED.value, HandoffRow.first_response_at.is_(None),
-                HandoffRow.first_response_breached.is_(False), HandoffRow.first_response_due < now)).all()
-            for row in late_first:
-                row.first_response_breached = True
-                flagged.append((row.id, "first_response"))
-                append_event(s, "sla.breached", handoff_id=row.id, conversation_id=row.conversation_id,
-                             team=row.team, payload={"target": "first_response", "urgency": row.urgency})
-            late_resolution = s.scalars(select(HandoffRow).where(
-                HandoffRow.state != HandoffState.RESOLVED.value, HandoffRow.resolution_breached.is_(False),
-                HandoffRow.resolution_due < now)).all()
-            for row in late_resolution:
-                row.resolution_breached = True
-                flagged.append((row.id, "resolution"))
-                append_event(s, "sla.breached", handoff_id=row.id, conversation_id=row.conversation_id,
-                             team=row.team, payload={"target": "resolution", "urgency": row.urgency})
+            for target, column, conditions in checks:
+                rows = s.execute(update(HandoffRow).where(open_, *conditions).values({column: True})
+                                 .returning(HandoffRow.id, HandoffRow.conversation_id, HandoffRow.team,
+                                            HandoffRow.urgency)
+                                 .execution_options(synchronize_session=False)).all()
+                for row in sorted(rows, key=lambda r: r.id):
+                    flagged.append((row.id, target))
+                    append_event(s, "sla.breached", handoff_id=row.id, conversation_id=row.conversation_id,
+                                 team=row.team, payload={"target": target, "urgency": row.urgency})
         return flagged
 
     def queue_position(self, team: str, urgency_rank: int, handoff_id: int | None = None) -> int:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, or_, select
 from sqlalchemy.orm import Session
 
 from domain.models import Event
 from storage.db import Database
 from storage.tables import EventRow
+from storage.tail import Position, after, newest, resolve
+
+_EVENTS = cast(Table, EventRow.__table__)
 
 
 def append_event(s: Session, kind: str, *, handoff_id: int | None = None, conversation_id: str | None = None,
@@ -20,27 +23,34 @@ def append_event(s: Session, kind: str, *, handoff_id: int | None = None, conver
 
 
 class EventLog:
-    """Reading the event log."""
+    """Reading the event log in commit order (``storage.tail``), from any process."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._postgres = db.dialect == "postgresql"
 
-    def after(self, last_id: int, *, conversation_id: str | None = None, kinds: tuple[str, ...] = (),
+    def after(self, position: Position, *, conversation_id: str | None = None, kinds: tuple[str, ...] = (),
               teams: frozenset[str] = frozenset(), limit: int = 200) -> list[Event]:
-        """Events with an id above ``last_id``, oldest first, optionally for one conversation or some teams."""
+        """Events after ``position``, oldest first, optionally for one conversation or some teams."""
+        where, order = after(_EVENTS, position, self._postgres)
+        query = select(_EVENTS).where(where)
+        if conversation_id is not None:
+            query = query.where(_EVENTS.c.conversation_id == conversation_id)
+        if kinds:
+            query = query.where(_EVENTS.c.kind.in_(kinds))
+        if teams:
+            query = query.where(or_(_EVENTS.c.team.in_(sorted(teams)), _EVENTS.c.team.is_(None)))
         with self.db.read() as s:
-            query = select(EventRow).where(EventRow.id > last_id)
-            if conversation_id is not None:
-                query = query.where(EventRow.conversation_id == conversation_id)
-            if kinds:
-                query = query.where(EventRow.kind.in_(kinds))
-            if teams:
-                query = query.where(or_(EventRow.team.in_(sorted(teams)), EventRow.team.is_(None)))
-            rows = s.scalars(query.order_by(EventRow.id).limit(limit)).all()
-            return [Event(r.id, r.kind, r.created_at, r.handoff_id, r.conversation_id, r.team, r.actor,
-                          dict(r.payload or {})) for r in rows]
+            rows = s.execute(query.order_by(*order).limit(limit)).all()
+        return [Event(r.id, r.kind, r.created_at, r.handoff_id, r.conversation_id, r.team, r.actor,
+                      dict(r.payload or {}), tx=int(r.tx or 0)) for r in rows]
 
-    def last_id(self) -> int:
-        """The newest event id (0 when empty): a live view starts from here."""
+    def newest(self) -> Position:
+        """Where a live view starts: after every event that can no longer change."""
         with self.db.read() as s:
-            return int(s.scalar(select(func.max(EventRow.id))) or 0)
+            return newest(s, _EVENTS, self._postgres)
+
+    def resolve(self, position: Position) -> Position:
+        """A position from a client (e.g. a bare event id) made complete."""
+        with self.db.read() as s:
+            return resolve(s, _EVENTS, position, self._postgres)

@@ -8,8 +8,10 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from domain.enums import Topic
 from domain.errors import ConflictError, NotFoundError
 from domain.models import StaffUser
+from storage.changes import publish
 from storage.db import Database
 from storage.tables import StaffTokenRow, StaffUserRow
 
@@ -57,6 +59,7 @@ class StaffRepository:
                 row.active = active
                 if not active:
                     s.execute(delete(StaffTokenRow).where(StaffTokenRow.user_id == row.id))
+            publish(s, Topic.STAFF, username)  # open live streams re-check their sessions in every process
             return _user(row)
 
     def set_password(self, username: str, password_hash: str) -> None:
@@ -67,6 +70,7 @@ class StaffRepository:
                 raise NotFoundError(f"user {username!r} does not exist")
             row.password_hash = password_hash
             s.execute(delete(StaffTokenRow).where(StaffTokenRow.user_id == row.id))
+            publish(s, Topic.STAFF, username)
 
     def credentials(self, username: str) -> tuple[StaffUser, str] | None:
         """The user and their password hash, for login."""
@@ -102,7 +106,12 @@ class StaffRepository:
     def revoke_token(self, token_hash: str) -> None:
         """Log a session out."""
         with self.db.session() as s:
+            username = s.scalar(select(StaffUserRow.username)
+                                .join(StaffTokenRow, StaffTokenRow.user_id == StaffUserRow.id)
+                                .where(StaffTokenRow.token_hash == token_hash))
             s.execute(delete(StaffTokenRow).where(StaffTokenRow.token_hash == token_hash))
+            if username is not None:
+                publish(s, Topic.STAFF, username)
 
 
 def _user(row: StaffUserRow) -> StaffUser:

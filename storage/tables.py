@@ -10,10 +10,12 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    FetchedValue,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -114,12 +116,17 @@ class MessageRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column()
+    # An inbound message being processed belongs to the process that stored it until then; past it, any live
+    # process's recovery job may take it over (bot/recovery.py).
+    lease_until: Mapped[datetime | None] = mapped_column()
     # Outbound delivery to the customer's channel: None when nothing has to be pushed (web chat reads it),
-    # else pending -> delivered, or failed (kept and retried with back-off, shown to agents).
+    # else pending -> sending (leased by one process until next_delivery_at) -> delivered, or failed (kept and
+    # retried with back-off, shown to agents).
     delivery_status: Mapped[str | None] = mapped_column(String(20), index=True)
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_delivery_at: Mapped[datetime | None] = mapped_column()
     delivery_error: Mapped[str | None] = mapped_column(String(500))
+    delivery_owner: Mapped[str | None] = mapped_column(String(120))
 
 
 class PredictionRow(Base):
@@ -191,6 +198,10 @@ class ArticleRow(Base):
     team: Mapped[str | None] = mapped_column(String(60))
     source_path: Mapped[str | None] = mapped_column(String(500))
     content_hash: Mapped[str] = mapped_column(String(64))
+    # The "title (tags)" vector and the encoder of this vector and of the chunks' vectors: every process builds
+    # its search indexes from these instead of encoding again.
+    title_vector: Mapped[bytes | None] = mapped_column(LargeBinary)
+    vector_encoder: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -205,6 +216,7 @@ class ChunkRow(Base):
     ordinal: Mapped[int] = mapped_column(Integer)
     heading: Mapped[str] = mapped_column(String(300))
     text: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32, articles.vector_encoder's
 
 
 class StaffUserRow(Base):
@@ -234,12 +246,15 @@ class StaffTokenRow(Base):
 
 
 class EventRow(Base):
-    """Append-only log of what happened to handoffs and conversations; live views tail it by id."""
+    """Append-only log of what happened to handoffs and conversations; live views tail it in commit order."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_conversation_id_id", "conversation_id", "id"),)
+    __table_args__ = (Index("ix_events_conversation_id_id", "conversation_id", "id"),
+                      Index("ix_events_tx_id", "tx", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # PostgreSQL: the writing transaction's id (a column default); see storage/tail.py. NULL on SQLite.
+    tx: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
     kind: Mapped[str] = mapped_column(String(60), index=True)
     handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id", ondelete="CASCADE"))
     conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
@@ -327,6 +342,16 @@ class ModelVersionRow(Base):
     pruned_at: Mapped[datetime | None] = mapped_column()
 
 
+class ModelFileRow(Base):
+    """A trained intent model's file (``IntentModel.to_bytes``): every process loads models from here."""
+
+    __tablename__ = "model_files"
+
+    version: Mapped[str] = mapped_column(String(80), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TrainingExampleRow(Base):
     """An example added by a trainer (on top of nlu.yml); intent None marks an out-of-scope example."""
 
@@ -386,3 +411,46 @@ class RetrainJobRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    # The process running the job renews this; when it lapses (the process died) another one starts it again.
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChangeRow(Base):
+    """Shared state that changed (an article, the active model, staff, ...); every process tails this log."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_tx_id", "tx", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tx: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())  # as EventRow.tx
+    topic: Mapped[str] = mapped_column(String(30))
+    key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobLeaseRow(Base):
+    """A background job that runs in one process at a time: who holds it until when, and its last run."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(120))
+    expires_at: Mapped[datetime | None] = mapped_column()
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    last_owner: Mapped[str | None] = mapped_column(String(120))
+    last_started_at: Mapped[datetime | None] = mapped_column()
+    last_finished_at: Mapped[datetime | None] = mapped_column()
+    last_status: Mapped[str | None] = mapped_column(String(20))
+    last_detail: Mapped[str | None] = mapped_column(String(500))
+
+
+class ServiceSecretRow(Base):
+    """A secret the service generates once and every process shares (e.g. the customer-token signing key)."""
+
+    __tablename__ = "service_secrets"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from domain.enums import Sender
+from domain.enums import Sender, Topic
 from domain.errors import ConflictError, NotFoundError
+from storage.changes import publish
 from storage.db import Database, rowcount
 from storage.tables import (
     IntentCorrectionRow,
@@ -167,6 +168,11 @@ class TrainerStore:
                 raise NotFoundError(f"model version {version} does not exist")
             return _version(row)
 
+    def active_version_name(self) -> str | None:
+        """The version serving now (one indexed column: the change feed asks it after every activation)."""
+        with self.db.read() as s:
+            return s.scalar(select(ModelVersionRow.version).where(ModelVersionRow.status == "active"))
+
     def active_version(self) -> ModelVersion | None:
         """The version serving now."""
         with self.db.read() as s:
@@ -182,6 +188,7 @@ class TrainerStore:
             s.execute(update(ModelVersionRow).where(ModelVersionRow.status == "active",
                                                     ModelVersionRow.id != row.id).values(status="retired"))
             row.status, row.activated_at, row.activated_by = "active", utcnow(), actor
+            publish(s, Topic.MODEL, version)  # every process serves it within a second
             return _version(row)
 
     def reject(self, version: str, actor: str) -> ModelVersion:
@@ -334,6 +341,7 @@ class TrainerStore:
                 row = RetrainJobRow(status="queued", active=True, created_by=actor, stage="queued")
                 s.add(row)
                 s.flush()
+                publish(s, Topic.JOBS, str(row.id))  # wakes the processes that run retrains
                 return _job(row)
         except IntegrityError as e:  # the unique 'active' flag: another job is queued or running
             running = next((j for j in self.jobs(5) if j.status in ACTIVE_JOB_STATES), None)
@@ -351,7 +359,7 @@ class TrainerStore:
             if changes.get("status") == "running" and row.started_at is None:
                 row.started_at = utcnow()
             if changes.get("status") in ("succeeded", "failed"):
-                row.finished_at, row.active = utcnow(), None
+                row.finished_at, row.active, row.lease_owner, row.lease_until = utcnow(), None, None, None
 
     def job(self, job_id: int) -> RetrainJob:
         """One job; raises NotFoundError."""
@@ -367,13 +375,41 @@ class TrainerStore:
             rows = s.scalars(select(RetrainJobRow).order_by(RetrainJobRow.id.desc()).limit(limit)).all()
             return [_job(r) for r in rows]
 
-    def fail_interrupted_jobs(self) -> int:
-        """At startup: jobs left running by a dead process are marked failed (the active model keeps serving)."""
+    def claim_job(self, owner: str, now: datetime, lease: timedelta, max_attempts: int = 2) -> RetrainJob | None:
+        """Lease the oldest queued job to ``owner``, or a running one whose process stopped renewing its lease.
+
+        A job already started ``max_attempts`` times is failed instead (it keeps killing whoever runs it).
+        Of several processes asking at once, at most one gets a given job.
+        """
+        lapsed = or_(RetrainJobRow.status == "queued", RetrainJobRow.lease_until.is_(None),
+                     RetrainJobRow.lease_until < now)
         with self.db.session() as s:
-            return rowcount(s.execute(update(RetrainJobRow).where(RetrainJobRow.status.in_(ACTIVE_JOB_STATES))
-                                      .values(status="failed", step="failed",
-                                              error="interrupted: the service stopped during training",
-                                              finished_at=utcnow(), active=None)))
+            row = s.scalars(select(RetrainJobRow)
+                            .where(RetrainJobRow.status.in_(ACTIVE_JOB_STATES), lapsed)
+                            .order_by(RetrainJobRow.id).limit(1).with_for_update(skip_locked=True)).first()
+            if row is None:
+                return None
+            if row.attempts >= max_attempts:
+                row.status, row.step, row.stage, row.active, row.finished_at = "failed", "failed", "failed", None, now
+                row.error = f"interrupted: the process running it stopped ({row.attempts} attempts)"
+                row.lease_owner = row.lease_until = None
+                return None
+            if row.status == "running":
+                row.step, row.stage, row.progress = "queued", "started again: the process running it stopped", 0.0
+            row.status, row.lease_owner, row.lease_until = "running", owner, now + lease
+            row.attempts += 1
+            if row.started_at is None:
+                row.started_at = now
+            s.flush()
+            return _job(row)
+
+    def renew_job(self, job_id: int, owner: str, until: datetime) -> bool:
+        """Extend the lease of a running job; False when ``owner`` lost it (another process restarted the job)."""
+        with self.db.session() as s:
+            return rowcount(s.execute(
+                update(RetrainJobRow).where(RetrainJobRow.id == job_id, RetrainJobRow.lease_owner == owner,
+                                            RetrainJobRow.status == "running")
+                .values(lease_until=until))) == 1
 
 
 def _version(row: ModelVersionRow) -> ModelVersion:

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from knowledge_index.encoder import Encoder, HashEncoder
-from settings import DEMO_DIR, EncoderSettings, KnowledgeSettings, Settings
+from settings import DEMO_DIR, EncoderSettings, KnowledgeSettings, Settings, TrainerSettings
 from storage.db import Database
 from storage.tables import Base
 
@@ -41,6 +41,8 @@ def make_settings(data_dir: Path, database_url: str = "", **overrides: Any) -> S
         "database_url": database_url or f"sqlite:///{data_dir / 'test.db'}",
         "encoder": EncoderSettings(model="hash", max_batch_wait_ms=0.5),
         "knowledge": KnowledgeSettings(seed_dir=str(DEMO_DIR / "articles")),
+        # Retrains in a thread of the test's process; tests/cluster runs them in child processes, as shipped.
+        "trainer": TrainerSettings(run_in="thread"),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

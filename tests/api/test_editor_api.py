@@ -8,7 +8,6 @@ the same text are both suggested, whatever the intent classifier makes of the wo
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,9 +94,7 @@ def sqlite_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]
 def app(tmp_path: Path, db_url: str, sqlite_app: TestClient) -> Iterator[TestClient]:
     """An app on each database (SQLite, PostgreSQL) with the test articles.
 
-    It starts from the intent model ``sqlite_app`` trained (same data, same encoder), not to train it again.
     """
-    shutil.copytree(sqlite_app.app.state.services.settings.model_dir, tmp_path / "models")  # type: ignore[attr-defined]
     with _app(tmp_path, db_url) as client:
         _seed(client, _token(client, "editor"))
         yield client

@@ -111,12 +111,12 @@ def test_article_listing_is_public(client: TestClient) -> None:
 def test_broken_training_data_keeps_the_previous_model(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     with TestClient(create_app(settings, encoder=HashEncoder(384))) as first:
-        version = first.app.state.services.classifier.version  # type: ignore[attr-defined]
+        version = first.app.state.services.serving.version  # type: ignore[attr-defined]
     broken = tmp_path / "nlu.yml"
     broken.write_text("nlu:\n- intent: a\n  examples: [\n")
     settings.nlu.training_data = str(broken)
     with TestClient(create_app(settings, encoder=HashEncoder(384))) as second:
-        assert second.app.state.services.classifier.version == version  # type: ignore[attr-defined]
+        assert second.app.state.services.serving.version == version  # type: ignore[attr-defined]
         assert second.get("/readyz").status_code == 200
     fresh = make_settings(tmp_path / "fresh")
     fresh.nlu.training_data = str(broken)

@@ -10,7 +10,7 @@ import json
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser.helpers import (
     HANDOFF_STATUS,
@@ -216,3 +216,31 @@ def test_no_on_an_answer_records_unhelpful_feedback(page: Page) -> None:
     answer = replies(page, "answer")
     expect(answer.locator(".feedback")).to_have_text("Thanks, noted.")
     expect(answer.get_by_role("button")).to_have_count(0)
+
+
+def test_a_send_that_fails_during_a_restart_is_retried_until_stored_once(page: Page) -> None:
+    open_chat(page)
+    send(page, "hello")  # the conversation exists before the "restart"
+    expect(replies(page, "respond")).to_have_count(1)
+    messages_url = re.compile(r"/api/conversations/[^/]+/messages$")
+    attempts: list[str] = []
+
+    def restarting(route: Route) -> None:
+        attempts.append(json.loads(route.request.post_data or "{}")["client_message_id"])
+        if len(attempts) == 1:
+            route.fetch()  # the server stores and answers it...
+            route.abort("connectionreset")  # ...but the process dies before the answer gets out
+        elif len(attempts) <= 3:  # then the service is still starting
+            route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json",
+                          body='{"error": {"code": "unavailable", "message": "restarting"}}')
+        else:
+            route.continue_()
+
+    page.route(messages_url, restarting)
+    send(page, QUESTION)
+    expect(page.get_by_role("alert")).to_contain_text("Reconnecting")
+    expect(replies(page, "answer")).to_have_count(1)
+    expect(page.get_by_role("alert")).to_be_hidden()
+    assert len(attempts) == 4 and len(set(attempts)) == 1  # always the same client_message_id
+    stored = [m["text"] for m in api_transcript(page)["messages"] if m["sender"] == "customer"]
+    assert stored == ["hello", QUESTION]  # stored once, whatever the retries

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,10 @@ def test_init_seeds_indexes_and_trains(capsys: pytest.CaptureFixture[str], tmp_p
     assert cli.main(["init"]) == 0
     out = capsys.readouterr().out
     assert "database: sqlite; articles: 55" in out and "25 intents" in out
-    assert (tmp_path / "var" / "index" / "faiss.index").exists()
+    # Vectors and the model live in the database, so every process (on any host) can load them.
+    with sqlite3.connect(tmp_path / "var" / "frontdesk.db") as conn:
+        assert conn.execute("SELECT count(*) FROM chunks WHERE vector IS NULL").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM model_files").fetchone()[0] >= 1
     assert (tmp_path / "var" / "admin-password.txt").stat().st_mode & 0o777 == 0o600
 
 

@@ -128,7 +128,7 @@ def wait_until(check: Callable[[], T | None], timeout: float = 10.0, what: str =
 def run_delivery(client: TestClient, now: datetime) -> tuple[int, int]:
     """One delivery pass at an explicit (future) time, on the app's event loop; returns (delivered, failed)."""
     services = services_of(client)
-    worker = DeliveryWorker(services.conversations, services.senders, services.notifier,
+    worker = DeliveryWorker(services.conversations, services.senders, services.notifier, services.owner,
                             retry_base_seconds=RETRY_BASE_SECONDS, retry_max_seconds=3600)
     portal = client.portal
     assert portal is not None

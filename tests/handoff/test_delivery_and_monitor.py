@@ -1,4 +1,5 @@
-"""The delivery worker (retry with back-off, never drop) and the SLA monitor, on a real SQLite file."""
+"""The delivery worker (leased to one process, retried with back-off, in order, never dropped) and the SLA check,
+on a real SQLite file."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import pytest
 from connectors.delivery import DeliveryError, DeliveryWorker, backoff
 from domain.enums import Channel
 from domain.models import Conversation, StoredMessage
-from handoff.monitor import watch_sla
 from handoff.notify import ChangeNotifier
 from storage.conversations import ConversationRepository
 from storage.db import Database
 from storage.desk import DeskStore
 from storage.events import EventLog
+from storage.tail import Position
 from tests.storage.test_desk_contract import open_handoff
 
 pytestmark = pytest.mark.unit
@@ -46,50 +47,71 @@ class FlakySender:
         return f"p-{message.id}"
 
 
+def _worker(repo: ConversationRepository, senders: dict[Channel, FlakySender], owner: str = "p1"
+            ) -> DeliveryWorker:
+    return DeliveryWorker(repo, senders, ChangeNotifier(), owner, retry_base_seconds=5)
+
+
 @pytest.mark.parametrize(("attempts", "seconds"), [(1, 5), (2, 10), (3, 20), (6, 160), (20, 600)])
 def test_backoff(attempts: int, seconds: float) -> None:
     assert backoff(attempts, 5, 600) == seconds
 
 
-def test_failed_delivery_is_kept_retried_and_delivered(db: Database) -> None:
+def test_failed_delivery_is_kept_retried_in_order_and_delivered(db: Database) -> None:
     _, hid = open_handoff(db, channel=Channel.TELEGRAM)
     repo = ConversationRepository(db)
     reply = DeskStore(db).reply(hid, "ann", "Ann", "Hello from Ann", delivery_status="pending")
     sender = FlakySender(failures=2)
-    worker = DeliveryWorker(repo, {Channel.TELEGRAM: sender}, ChangeNotifier(), retry_base_seconds=5)
+    worker = _worker(repo, {Channel.TELEGRAM: sender})
     now = datetime.now(UTC) + timedelta(seconds=1)
 
-    assert asyncio.run(worker.run_once(now)) == (0, 2)  # the handoff notice and the agent reply both fail
-    stuck = repo.get_message(reply.id)
-    assert (stuck.delivery_status, stuck.delivery_error, stuck.delivery_attempts) == (
-        "failed", "platform answered 500", 1)
+    # The handoff notice fails; the agent's reply after it waits for it instead of overtaking it.
+    assert asyncio.run(worker.run_once(now)) == (0, 1)
+    waiting = repo.get_message(reply.id)
+    assert (waiting.delivery_status, waiting.delivery_attempts) == ("pending", 0)
     assert asyncio.run(worker.run_once(now + timedelta(seconds=1))) == (0, 0)  # not due yet
-    assert asyncio.run(worker.run_once(now + timedelta(seconds=6))) == (2, 0)
+    assert asyncio.run(worker.run_once(now + timedelta(seconds=6))) == (0, 1)  # the notice fails again
+    notice = repo.get_message(reply.id - 1)
+    assert (notice.delivery_status, notice.delivery_error, notice.delivery_attempts) == (
+        "failed", "platform answered 500", 2)
+    assert asyncio.run(worker.run_once(now + timedelta(seconds=30))) == (2, 0)
     delivered = repo.get_message(reply.id)
     assert delivered.delivery_status == "delivered" and delivered.payload["platform_id"] == f"p-{reply.id}"
     assert [text for _, text in sender.sent][-1] == "Hello from Ann"
+    assert len(sender.sent) == 2
 
 
 def test_a_channel_without_a_sender_keeps_its_messages(db: Database) -> None:
-    open_handoff(db, channel=Channel.SLACK)
+    cid, _ = open_handoff(db, channel=Channel.SLACK)
     repo = ConversationRepository(db)
-    worker = DeliveryWorker(repo, {}, ChangeNotifier())
+    worker = _worker(repo, {})
     assert asyncio.run(worker.run_once(datetime.now(UTC) + timedelta(seconds=1))) == (0, 1)
-    (message, _) = repo.due_deliveries(datetime.now(UTC) + timedelta(days=1))[0]
-    assert message.delivery_error == "the slack channel is not configured"
+    (notice,) = [m for m in repo.transcript(cid) if m.delivery_status]
+    assert notice.delivery_error == "the slack channel is not configured"
 
 
-def test_sla_monitor_flags_and_wakes_streams(db: Database) -> None:
+def test_a_message_is_leased_to_one_process_and_taken_over_when_it_dies(db: Database) -> None:
+    open_handoff(db, channel=Channel.TELEGRAM)
+    repo = ConversationRepository(db)
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    lease = timedelta(seconds=120)
+    (claimed,) = repo.claim_deliveries("p1", now, lease)
+    assert not claimed.interrupted
+    assert repo.claim_deliveries("p2", now, lease) == []  # leased to p1
+    # p1 died mid-send: once the lease has passed, p2 sends it again and is told it may be a repeat.
+    (taken,) = repo.claim_deliveries("p2", now + lease + timedelta(seconds=1), lease)
+    assert taken.message.id == claimed.message.id and taken.interrupted
+    assert repo.mark_delivered(claimed.message.id, "p1") is False  # p1's late report changes nothing
+    assert repo.mark_delivered(taken.message.id, "p2") is True
+    assert repo.get_message(taken.message.id).delivery_status == "delivered"
+    assert repo.claim_deliveries("p1", now + timedelta(days=1), lease) == []
+
+
+def test_sla_breaches_are_flagged_and_announced_once(db: Database) -> None:
     _, hid = open_handoff(db, due_in=timedelta(seconds=-5))
-    notifier = ChangeNotifier()
-
-    async def scenario() -> bool:
-        watcher = asyncio.create_task(watch_sla(DeskStore(db), notifier, every_seconds=0.05))
-        try:
-            return await notifier.wait(5)
-        finally:
-            watcher.cancel()
-
-    assert asyncio.run(scenario()) is True
-    breaches = [e for e in EventLog(db).after(0) if e.kind == "sla.breached"]
+    desk = DeskStore(db)
+    now = datetime.now(UTC)
+    assert desk.flag_sla_breaches(now) == [(hid, "first_response")]
+    assert desk.flag_sla_breaches(now) == []
+    breaches = [e for e in EventLog(db).after(Position()) if e.kind == "sla.breached"]
     assert [(e.handoff_id, e.payload["target"]) for e in breaches] == [(hid, "first_response")]

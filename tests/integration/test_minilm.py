@@ -19,6 +19,7 @@ from settings import DEMO_DIR
 from storage.articles import SqlArticleRepository
 from storage.db import Database
 from tests.conftest import make_settings
+from tests.fakes.model_files import MemoryModelFiles
 from wiring import intent_fit_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,7 +35,7 @@ def kb(minilm: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kn
     folder = tmp_path_factory.mktemp("minilm-kb")
     db = Database(f"sqlite:///{folder / 'kb.db'}")
     db.migrate()
-    knowledge = KnowledgeBase(SqlArticleRepository(db), minilm, folder / "index", "faiss")
+    knowledge = KnowledgeBase(SqlArticleRepository(db), minilm, "faiss")
     report = import_folder(knowledge, DEMO_DIR / "articles")
     assert report.ok
     yield knowledge
@@ -44,7 +45,7 @@ def kb(minilm: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kn
 @pytest.fixture(scope="module")
 def classifier(minilm: Encoder, tmp_path_factory: pytest.TempPathFactory) -> IntentModel:
     """The default method, folds and targets of the settings (as ``frontdesk train`` builds it)."""
-    return load_or_train(DEMO_DIR / "nlu" / "nlu.yml", minilm, tmp_path_factory.mktemp("models"),
+    return load_or_train(DEMO_DIR / "nlu" / "nlu.yml", minilm, MemoryModelFiles(),
                          intent_fit_config(make_settings(tmp_path_factory.mktemp("settings"))))
 
 

@@ -31,7 +31,7 @@ def kb(minilm: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kn
     db.migrate()
     weights = retrieval_weights(make_settings(folder))
     assert (weights.title, weights.lexical) == (KnowledgeSettings().title_weight, KnowledgeSettings().lexical_weight)
-    knowledge = KnowledgeBase(SqlArticleRepository(db), minilm, folder / "index", "faiss", weights=weights)
+    knowledge = KnowledgeBase(SqlArticleRepository(db), minilm, "faiss", weights=weights)
     assert import_folder(knowledge, DEMO_DIR / "articles").ok
     yield knowledge
     db.dispose()

@@ -247,12 +247,13 @@ def test_wiring_puts_rasa_in_front_of_the_builtin_model(tmp_path: Path, rasa: Fa
     settings = make_settings(tmp_path, rasa=RasaSettings(enabled=True, url=rasa.url))
     services = build_services(settings, encoder=hash_encoder)
     try:
-        assert services.rasa is not None and services.pipeline.classifier is services.rasa
-        assert services.rasa.fallback is services.classifier
-        assert services.rasa.intents == services.classifier.intents
+        serving = services.serving
+        assert serving.rasa is not None and services.pipeline.classifier is serving
+        assert serving.rasa.fallback is serving.model
+        assert serving.rasa.intents == serving.intents
         vector = hash_encoder.encode(["I want a refund"])[0]
-        assert services.pipeline.classifier.predict("I want a refund", vector).intent == "refund_request"
+        assert serving.predict("I want a refund", vector).intent == "refund_request"
         rasa.mode = "error"
-        assert services.pipeline.classifier.predict("hi", vector).model_version == services.classifier.version
+        assert serving.predict("hi", vector).model_version == serving.version
     finally:
         services.close()

@@ -17,6 +17,7 @@ from storage.articles import SqlArticleRepository
 from storage.conversations import ConversationRepository
 from storage.db import Database
 from storage.tables import MessageRow
+from tests.storage.vectors import vectors_for
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,8 @@ SINCE = NOW - timedelta(days=30)
 
 def _article(db: Database, article_id: str, team: str | None = None) -> None:
     article = Article(article_id, f"Title {article_id}", "Some text.", ("tag",), "en", team)
-    SqlArticleRepository(db).save_article(article, [ChunkDraft(0, article.title, "Some text.")], "hash")
+    drafts = [ChunkDraft(0, article.title, "Some text.")]
+    SqlArticleRepository(db).save_article(article, drafts, "hash", vectors_for(drafts))
 
 
 def _cite(article_id: str) -> Citation:

@@ -11,6 +11,7 @@ from storage.conversations import ConversationRepository
 from storage.customers import CustomerDirectory
 from storage.db import Database
 from storage.events import EventLog
+from storage.tail import Position
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,7 @@ def test_merge_moves_identities_and_conversations_and_keeps_what_is_known(db: Da
     profile = conversations.customer_profile(again.id)
     assert {c.conversation_id for c in profile.earlier_conversations} == {slack.id, telegram.id}
     assert conversations.get_conversation(telegram.id).customer_tier == "premium"
-    (event,) = [e for e in EventLog(db).after(0) if e.kind == "customer.merged"]
+    (event,) = [e for e in EventLog(db).after(Position()) if e.kind == "customer.merged"]
     assert (event.actor, event.payload) == ("ann", {"into": slack.customer_id, "from": telegram.customer_id,
                                                     "conversations": 1})
 

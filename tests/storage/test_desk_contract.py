@@ -24,6 +24,7 @@ from storage.desk import DeskStore
 from storage.events import EventLog
 from storage.handoffs import HandoffRepository
 from storage.staff import StaffRepository
+from storage.tail import Position
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ def test_fifty_simultaneous_claims_exactly_one_wins(db: Database) -> None:
     winner = winners[0].removeprefix("won:")
     assert all(o == f"this handoff was already claimed by {winner}" for o in outcomes if not o.startswith("won:"))
     assert HandoffRepository(db).get(hid).claimed_by == winner
-    claims = [e for e in EventLog(db).after(0) if e.kind == "handoff.claimed"]
+    claims = [e for e in EventLog(db).after(Position()) if e.kind == "handoff.claimed"]
     assert [(e.handoff_id, e.actor) for e in claims] == [(hid, winner)]
     assert desk.claim(hid, winner).claimed_by == winner  # a double click by the winner is fine
 
@@ -104,12 +105,12 @@ def test_transfer_escalate_intent_notes(db: Database) -> None:
     assert [n.text for n in desk.notes(hid)][-1] == "called the customer"
     desk.correct_intent(hid, "billing_charge_dispute", "bob")
     assert handoffs.get(hid).corrected_intent == "billing_charge_dispute"
-    kinds = [e.kind for e in EventLog(db).after(0) if e.handoff_id == hid]
+    kinds = [e.kind for e in EventLog(db).after(Position()) if e.handoff_id == hid]
     assert kinds == ["handoff.created", "handoff.claimed", "handoff.transferred", "note.added",
                      "handoff.intent_corrected"]
     escalated = desk.transfer(hid, "bob", "technical", 3, "")
     assert escalated.tier == 3
-    assert EventLog(db).after(0)[-1].kind == "handoff.escalated"
+    assert EventLog(db).after(Position())[-1].kind == "handoff.escalated"
 
 
 def test_resolve_csat_and_reopen(db: Database) -> None:
@@ -149,7 +150,7 @@ def test_sla_breaches_are_flagged_once(db: Database) -> None:
     assert flagged == sorted([(fine, "first_response"), (late, "resolution"), (fine, "resolution")])
     handoff = HandoffRepository(db).get(late)
     assert handoff.first_response_breached and handoff.resolution_breached
-    breaches = [e for e in EventLog(db).after(0) if e.kind == "sla.breached"]
+    breaches = [e for e in EventLog(db).after(Position()) if e.kind == "sla.breached"]
     assert len(breaches) == 4
 
 
@@ -184,24 +185,51 @@ def test_queue_position_wait_history_and_presence(db: Database) -> None:
 def test_outbound_delivery_outbox(db: Database) -> None:
     cid, hid = open_handoff(db, channel=Channel.SLACK)
     repo, desk = ConversationRepository(db), DeskStore(db)
-    now = datetime.now(UTC)
-    due = repo.due_deliveries(now + timedelta(seconds=1))
-    assert [(m.text, c.channel) for m, c in due] == [("passing you on", Channel.SLACK)]
+    now, lease = datetime.now(UTC), timedelta(seconds=60)
+    due = repo.claim_deliveries("p1", now + timedelta(seconds=1), lease)
+    assert [(c.message.text, c.conversation.channel) for c in due] == [("passing you on", Channel.SLACK)]
+    notice = due[0].message
     reply = desk.reply(hid, "ann", "Ann", "on it", delivery_status="pending")
-    repo.mark_delivered(due[0][0].id, "1700000000.0001")
-    assert repo.get_message(due[0][0].id).payload["platform_id"] == "1700000000.0001"
+    assert repo.claim_deliveries("p2", now + timedelta(seconds=1), lease) == []  # waits for the notice (in order)
+    assert repo.mark_delivered(notice.id, "p1", "1700000000.0001")
+    assert repo.get_message(notice.id).payload["platform_id"] == "1700000000.0001"
+    (claimed,) = repo.claim_deliveries("p2", now + timedelta(seconds=1), lease)
     retry_at = now + timedelta(minutes=5)
-    assert repo.mark_delivery_failed(reply.id, "channel_not_found", retry_at) == 1
+    assert repo.mark_delivery_failed(reply.id, "p1", "not the holder", retry_at) == 0
+    assert repo.mark_delivery_failed(claimed.message.id, "p2", "channel_not_found", retry_at) == 1
     failed = repo.get_message(reply.id)
     assert (failed.delivery_status, failed.delivery_error, failed.delivery_attempts) == (
         "failed", "channel_not_found", 1)
-    assert repo.due_deliveries(now + timedelta(seconds=1)) == []
-    assert [m.id for m, _ in repo.due_deliveries(retry_at)] == [reply.id]
+    assert repo.claim_deliveries("p1", now + timedelta(seconds=1), lease) == []
     repo.retry_delivery(reply.id, now)
-    assert [m.id for m, _ in repo.due_deliveries(now + timedelta(seconds=1))] == [reply.id]
-    repo.mark_delivered(reply.id)
+    (again,) = repo.claim_deliveries("p1", now + timedelta(seconds=1), lease)
+    assert again.message.id == reply.id and not again.interrupted
+    assert repo.mark_delivered(reply.id, "p1")
     assert repo.get_message(reply.id).delivery_status == "delivered"
     with pytest.raises(NotFoundError):
         repo.retry_delivery(reply.id, now)
-    kinds = [e.kind for e in EventLog(db).after(0, conversation_id=cid)]
+    kinds = [e.kind for e in EventLog(db).after(Position(), conversation_id=cid)]
     assert "message.delivery_failed" in kinds and kinds.count("message.delivered") == 2
+
+
+def test_concurrent_delivery_claims_never_share_a_message(db: Database) -> None:
+    repo = ConversationRepository(db)
+    expected = set()
+    for _ in range(12):
+        cid, _ = open_handoff(db, channel=Channel.TELEGRAM)
+        expected |= {m.id for m in repo.transcript(cid) if m.delivery_status}
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    barrier = threading.Barrier(4)
+    claimed: list[int] = []
+
+    def claim(owner: str) -> None:
+        barrier.wait()
+        for _ in range(6):
+            claimed.extend(c.message.id for c in repo.claim_deliveries(owner, later, timedelta(minutes=2), limit=2))
+
+    threads = [threading.Thread(target=claim, args=(f"p{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(expected)

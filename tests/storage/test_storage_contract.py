@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
-from domain.enums import Channel, ConversationStatus, DecisionKind, HandoffReason, HandoffState, Urgency
+from domain.enums import Channel, ConversationStatus, DecisionKind, HandoffReason, HandoffState, Topic, Urgency
 from domain.errors import ConflictError, NotFoundError
 from domain.models import (
     Article,
@@ -26,12 +28,16 @@ from domain.models import (
     UrgencyAssessment,
 )
 from knowledge_index.chunking import ChunkDraft
+from knowledge_index.repository import SavedArticle
 from storage.articles import SqlArticleRepository
+from storage.changes import ChangeLog
 from storage.conversations import ConversationRepository
 from storage.customers import CustomerDirectory
 from storage.db import Database
 from storage.handoffs import HandoffRepository
 from storage.staff import StaffRepository
+from storage.tail import Position
+from tests.storage.vectors import vectors_for
 
 pytestmark = pytest.mark.integration
 
@@ -161,18 +167,41 @@ def test_handoff_turn_sets_status_and_queue_order(db: Database) -> None:
         handoffs.get(999_999)
 
 
-def test_unprocessed_messages_and_attempts(db: Database) -> None:
-    repo = ConversationRepository(db)
+def test_unprocessed_messages_are_leased_one_claimant_at_a_time(db: Database) -> None:
+    repo = ConversationRepository(db, inbound_lease=timedelta(seconds=10))
     cid = repo.create_conversation(Channel.SLACK, "h").id
     stuck, _ = repo.record_inbound(InboundMessage(cid, "stuck", Channel.SLACK, "slack:E9"))
     done, _ = repo.record_inbound(InboundMessage(cid, "done", Channel.SLACK))
     repo.record_turn(_turn(done.id, cid))
-    future = datetime.now(UTC) + timedelta(seconds=5)
-    pending = repo.unprocessed(future)
-    assert [(mid, m.text, m.channel, m.external_id) for mid, m in pending] == [
-        (stuck.id, "stuck", Channel.SLACK, "slack:E9")]
-    assert repo.unprocessed(datetime.now(UTC) - timedelta(minutes=5)) == []
-    assert repo.record_attempt(stuck.id) == 1 and repo.record_attempt(stuck.id) == 2
+    assert repo.claim_unprocessed(datetime.now(UTC)) == []  # still leased to the process that stored it
+    assert repo.unprocessed_count() == 1
+    later = datetime.now(UTC) + timedelta(seconds=11)
+    pending = repo.claim_unprocessed(later)
+    assert [(p.message_id, p.inbound.text, p.inbound.channel, p.inbound.external_id, p.attempts) for p in pending] \
+        == [(stuck.id, "stuck", Channel.SLACK, "slack:E9", 1)]
+    assert repo.claim_unprocessed(later) == []
+    assert [p.attempts for p in repo.claim_unprocessed(later + timedelta(seconds=11))] == [2]
+
+
+def test_concurrent_recovery_claims_split_the_messages(db: Database) -> None:
+    repo = ConversationRepository(db, inbound_lease=timedelta(seconds=1))
+    cid = repo.create_conversation(Channel.WEB, "h").id
+    ids = {repo.record_inbound(InboundMessage(cid, f"m{i}", Channel.WEB))[0].id for i in range(40)}
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    barrier = threading.Barrier(4)
+    claimed: list[int] = []
+
+    def claim() -> None:
+        barrier.wait()
+        for _ in range(10):
+            claimed.extend(p.message_id for p in repo.claim_unprocessed(later, limit=3))
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)  # every message once, none twice
 
 
 def test_feedback_only_on_bot_messages_of_that_conversation(db: Database) -> None:
@@ -188,22 +217,39 @@ def test_feedback_only_on_bot_messages_of_that_conversation(db: Database) -> Non
         repo.set_feedback(cid, msg.id, helpful=True)
 
 
-def test_articles_and_chunk_ids(db: Database) -> None:
+def _save(repo: SqlArticleRepository, article: Article, drafts: list[ChunkDraft], digest: str) -> SavedArticle:
+    return repo.save_article(article, drafts, digest, vectors_for(drafts))
+
+
+def test_articles_chunk_ids_and_vectors(db: Database) -> None:
     repo = SqlArticleRepository(db)
     article = Article("a-1", "Title", "Body", ("x", "y"), "en", "billing", "kb/a.md")
-    saved = repo.save_article(article, [ChunkDraft(0, "Title", "one"), ChunkDraft(1, "H", "two")], "hash1")
+    drafts = [ChunkDraft(0, "Title", "one"), ChunkDraft(1, "H", "two")]
+    saved = _save(repo, article, drafts, "hash1")
     assert [c.ordinal for c in saved.chunks] == [0, 1] and saved.replaced_chunk_ids == ()
     assert repo.get_article("a-1") == article
     assert repo.content_hash("a-1") == "hash1"
-    replaced = repo.save_article(article, [ChunkDraft(0, "Title", "new")], "hash2")
+    (stored,) = repo.indexed_articles()
+    expected = vectors_for(drafts)
+    assert stored.vectors is not None and stored.vectors.encoder == "test-4"
+    assert np.array_equal(stored.vectors.chunks, expected.chunks) and np.array_equal(stored.vectors.title,
+                                                                                     expected.title)
+    replaced = _save(repo, article, [ChunkDraft(0, "Title", "new")], "hash2")
     assert set(replaced.replaced_chunk_ids) == {c.id for c in saved.chunks}
     assert min(c.id for c in replaced.chunks) > max(c.id for c in saved.chunks)
-    assert [(c.text, t) for c, t in repo.all_chunks()] == [("new", "Title")]
+    assert [[c.text for c in a.chunks] for a in repo.indexed_articles()] == [["new"]]
+    assert repo.indexed_articles(["missing"]) == []
     assert [s.id for s in repo.list_articles()] == ["a-1"] and repo.count_articles() == 1
+    assert repo.articles_without_vectors("test-4") == [] and repo.articles_without_vectors("other") == ["a-1"]
+    repo.save_vectors("a-1", vectors_for([ChunkDraft(0, "Title", "new")], dim=4, seed=7))
+    assert repo.articles_without_vectors("test-4") == []
     assert repo.delete_article("a-1") == tuple(c.id for c in replaced.chunks)
     assert repo.delete_article("a-1") is None and repo.get_article("a-1") is None
-    again = repo.save_article(article, [ChunkDraft(0, "Title", "again")], "hash3")
+    again = _save(repo, article, [ChunkDraft(0, "Title", "again")], "hash3")
     assert again.chunks[0].id > replaced.chunks[0].id
+    # Every write told the other processes which article changed.
+    changes = ChangeLog(db).after(Position())
+    assert [(c.topic, c.key) for c in changes] == [(Topic.ARTICLES, "a-1")] * 5
 
 
 def test_staff_users_and_tokens(db: Database) -> None:

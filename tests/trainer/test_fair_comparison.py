@@ -13,13 +13,15 @@ import pytest
 from knowledge_index.encoder import HashEncoder
 from nlu.fitting import FitConfig
 from nlu.heldout import heldout_position, heldout_scores
-from nlu.intent import IntentModel
+from nlu.intent import IntentModel, load_model
 from nlu.model_factory import IntentModelFactory
 from nlu.rasa_yaml import read_nlu
 from nlu.retrain import STARTUP, TrainerLoop
 from nlu.training import load_or_train
 from storage.db import Database
 from storage.trainer import TrainerStore
+from tests.fakes.model_files import MemoryModelFiles
+from tests.trainer.run_now import retrain_now
 from tests.trainer.slice_texts import texts_at
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -68,7 +70,7 @@ def write_nlu(path: Path) -> None:
 
 
 def test_fair_comparison_and_job_steps(database: Database, tmp_path: Path) -> None:
-    nlu, models = tmp_path / "nlu.yml", tmp_path / "models"
+    nlu, models = tmp_path / "nlu.yml", MemoryModelFiles()
     write_nlu(nlu)
     encoder, config = HashEncoder(128), FitConfig(folds=3)
     # What wiring does at startup: train on all of nlu.yml, register the model and serve it.
@@ -81,7 +83,7 @@ def test_fair_comparison_and_job_steps(database: Database, tmp_path: Path) -> No
                        active_model=lambda: serving[0], on_activate=lambda m: serving.__setitem__(0, m),
                        heldout_fraction=FRACTION)
 
-    first = store.job(loop.start_retrain("tess", wait=True))
+    first = store.job(retrain_now(loop, store))
     assert first.status == "succeeded", first.error
     metrics = store.version(str(first.candidate_version)).metrics
     assert metrics["heldout"]["rule"] == "text-sha256" and metrics["heldout"]["in_scope"] >= 10
@@ -115,7 +117,7 @@ def test_fair_comparison_and_job_steps(database: Database, tmp_path: Path) -> No
     corrected = slice_[0][0]
     store.add_example(corrected, "cancel" if slice_[0][1] != "cancel" else "refund", "tess")
     store.updates.clear()
-    second = store.job(loop.start_retrain("tess", wait=True))
+    second = store.job(retrain_now(loop, store))
     assert second.status == "succeeded", second.error
     metrics = store.version(str(second.candidate_version)).metrics
     assert metrics["heldout"]["out_of_scope"] == 3 and "oos_recall" in metrics["candidate"]
@@ -124,16 +126,16 @@ def test_fair_comparison_and_job_steps(database: Database, tmp_path: Path) -> No
     assert any(u.get("stage", "").startswith("refitting the active model: fitting folds") for u in store.updates)
     # The recipe fitted for this slice is kept: the next retrain does not fit it again.
     store.updates.clear()
-    again = store.job(loop.start_retrain("tess", wait=True))
+    again = store.job(retrain_now(loop, store))
     assert again.candidate_version == second.candidate_version
     assert not any(u.get("stage", "").startswith("refitting") for u in store.updates)
     assert store.version(str(again.candidate_version)).metrics["active"] == metrics["active"]
 
     # Once a candidate serves, the next comparison scores the serving model itself (it never saw the slice).
     loop.activate(str(second.candidate_version), "tess", force=True)
-    third = store.job(loop.start_retrain("tess", wait=True))
+    third = store.job(retrain_now(loop, store))
     metrics = store.version(str(third.candidate_version)).metrics
     assert metrics["active"]["basis"] == "served" and metrics["active"]["version"] == second.candidate_version
     assert third.candidate_version == second.candidate_version  # same data, same model
     assert metrics["active"]["accuracy"] == metrics["candidate"]["accuracy"]
-    assert isinstance(IntentModel.load(models, str(third.candidate_version)), IntentModel)
+    assert isinstance(load_model(models, str(third.candidate_version)), IntentModel)

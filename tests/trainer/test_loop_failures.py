@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from nlu.trainer_ports import Progress
 from settings import DEMO_DIR
 from storage.db import Database
 from storage.trainer import TrainerStore
+from tests.trainer.run_now import retrain_now
 
 pytestmark = pytest.mark.integration
 
@@ -58,24 +60,33 @@ def test_a_failed_retrain_keeps_the_active_model(db: Database, tmp_path: Path) -
     activated: list[str] = []
     loop = TrainerLoop(store, BrokenFactory(), HashEncoder(64), DEMO_DIR / "nlu" / "nlu.yml",
                        active_model=lambda: serving, on_activate=lambda m: activated.append(m.version))
-    job_id = loop.start_retrain("tess", wait=True)
+    job_id = retrain_now(loop, store)
     job = store.job(job_id)
     assert job.status == "failed" and job.error == "MemoryError: out of memory while training"
     assert job.step == "failed"
     assert job.finished_at is not None and activated == []
     # The failed job no longer blocks a new one.
-    assert loop.start_retrain("tess", wait=True) != job_id
+    assert retrain_now(loop, store) != job_id
 
 
-def test_one_retrain_at_a_time_and_interrupted_jobs_fail(db: Database) -> None:
+def test_one_retrain_at_a_time_and_interrupted_jobs_are_restarted_then_failed(db: Database) -> None:
     store = TrainerStore(db)
     first = store.start_job("a")
     with pytest.raises(ConflictError, match=f"retrain job {first.id} is still queued"):
         store.start_job("b")
-    store.update_job(first.id, status="running")
+    now, lease = datetime.now(UTC), timedelta(seconds=60)
+    claimed = store.claim_job("p1", now, lease)
+    assert claimed is not None and claimed.id == first.id and claimed.status == "running"
     with pytest.raises(ConflictError, match="still running"):
         store.start_job("b")
-    assert store.fail_interrupted_jobs() == 1  # what startup does after a crash
+    assert store.claim_job("p2", now, lease) is None  # p1 holds it
+    assert store.renew_job(first.id, "p1", now + lease)
+    # p1 died: once its lease has passed another process starts the job again, once; then it is failed.
+    later = now + 2 * lease + timedelta(seconds=1)
+    again = store.claim_job("p2", later, lease)
+    assert again is not None and again.id == first.id
+    assert not store.renew_job(first.id, "p1", later + lease)  # p1's lease is gone
+    assert store.claim_job("p3", later + 2 * lease, lease) is None
     assert store.job(first.id).status == "failed" and "interrupted" in (store.job(first.id).error or "")
     second = store.start_job("b")
     store.update_job(second.id, status="succeeded", progress=1.0, candidate_version="v2")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from domain.enums import Channel, DecisionKind, Urgency
@@ -71,7 +73,9 @@ def test_job_steps(db: Database) -> None:
     assert job.step == "queued"
     store.update_job(job.id, status="running", step="encoding", progress=0.1, stage="encoding the examples")
     assert (store.job(job.id).step, store.job(job.id).progress) == ("encoding", 0.1)
-    assert store.fail_interrupted_jobs() == 1 and store.job(job.id).step == "failed"
+    store.update_job(job.id, status="failed", step="failed", stage="failed", error="boom")
+    assert store.job(job.id).step == "failed" and store.job(job.id).finished_at is not None
+    assert store.claim_job("p1", datetime.now(UTC), timedelta(seconds=60)) is None
 
 
 def test_undo_a_review_takes_back_what_it_added(db: Database) -> None:

@@ -16,6 +16,7 @@ from nlu.trainer_ports import Progress, TrainedModel
 from settings import DEMO_DIR
 from storage.db import Database
 from storage.trainer import TrainerStore
+from tests.trainer.run_now import retrain_now
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +111,7 @@ def test_activation_runs_todays_regression_cases_through_the_version(db: Databas
 
 def test_reject_keeps_the_active_model(db: Database) -> None:
     loop, store, _factory, serving = make_loop(db)
-    job = store.job(loop.start_retrain("tess", wait=True))
+    job = store.job(retrain_now(loop, store))
     assert job.status == "succeeded", job.error
     rejected = loop.reject(str(job.candidate_version), "tess")
     assert rejected.status == "rejected" and rejected.rejected_by == "tess"
@@ -141,7 +142,7 @@ def test_pruning_keeps_the_active_the_newest_candidates_and_startup(db: Database
         loop.activate("v2", "tess", force=True)
     assert serving.model.version == "v1"
     # A successful retrain prunes too.
-    job = store.job(loop.start_retrain("tess", wait=True))
+    job = store.job(retrain_now(loop, store))
     assert job.status == "succeeded", job.error
     assert "v3" not in factory.files and store.version("v3").pruned_at is not None
     assert {"v-startup", "v1", str(job.candidate_version)} <= set(factory.files)

@@ -12,9 +12,10 @@ from domain.errors import SourceFileError, ValidationError
 from knowledge_index.encoder import HashEncoder
 from nlu.calibration import fit_temperature
 from nlu.fitting import FitConfig, HeldOut, fit_intent_head, fold_ids, in_scope_probabilities
-from nlu.intent import IntentModel, check_training_data, model_version
+from nlu.intent import IntentModel, check_training_data, latest_model, model_version
 from nlu.thresholds import choose_ambiguous_margin, choose_oos_threshold
 from nlu.training import load_or_train, train_model
+from tests.fakes.model_files import MemoryModelFiles
 
 pytestmark = pytest.mark.unit
 
@@ -177,12 +178,13 @@ def test_save_load_round_trip_without_pickle(hash_encoder: HashEncoder, tmp_path
     assert IntentModel.load(tmp_path, "lin-old") is None
 
 
-def test_latest_finds_the_newest_readable_model(hash_encoder: HashEncoder, tmp_path: Path) -> None:
-    assert IntentModel.latest(tmp_path / "none") is None
+def test_latest_finds_the_newest_readable_model(hash_encoder: HashEncoder) -> None:
+    files = MemoryModelFiles()
+    assert latest_model(files) is None
     model = _train(hash_encoder)
-    model.save(tmp_path)
-    (tmp_path / "urgency.npz").write_bytes(b"another model kind lives here too")
-    latest = IntentModel.latest(tmp_path)
+    files.put(model.version, model.to_bytes())
+    files.put("lin-unreadable", b"not a model file")
+    latest = latest_model(files)
     assert latest is not None and latest.version == model.version
 
 
@@ -195,23 +197,23 @@ def _write_nlu(path: Path, extra: str = "") -> None:
 def test_load_or_train_reuses_the_saved_model(hash_encoder: HashEncoder, tmp_path: Path) -> None:
     nlu = tmp_path / "nlu.yml"
     _write_nlu(nlu)
-    first = load_or_train(nlu, hash_encoder, tmp_path / "models", CONFIG)
-    files = sorted(p.name for p in (tmp_path / "models").iterdir())
-    second = load_or_train(nlu, hash_encoder, tmp_path / "models", CONFIG)
-    assert second.version == first.version and files == [f"{first.version}.npz"]
-    assert load_or_train(nlu, hash_encoder, tmp_path / "models", replace(CONFIG, folds=3)).version != first.version
+    files = MemoryModelFiles()
+    first = load_or_train(nlu, hash_encoder, files, CONFIG)
+    second = load_or_train(nlu, hash_encoder, files, CONFIG)
+    assert second.version == first.version and files.versions() == [first.version]
+    assert load_or_train(nlu, hash_encoder, files, replace(CONFIG, folds=3)).version != first.version
     nlu.write_text(nlu.read_text() + "    - connect my watch\n")
-    assert load_or_train(nlu, hash_encoder, tmp_path / "models", CONFIG).version != first.version
+    assert load_or_train(nlu, hash_encoder, files, CONFIG).version != first.version
 
 
 def test_load_or_train_refuses_bad_data(hash_encoder: HashEncoder, tmp_path: Path) -> None:
     nlu = tmp_path / "nlu.yml"
     nlu.write_text("nlu:\n- intent: only\n  examples: |\n    - one\n    - two\n")
     with pytest.raises(ValidationError, match="at least two intents"):
-        load_or_train(nlu, hash_encoder, tmp_path, CONFIG)
+        load_or_train(nlu, hash_encoder, MemoryModelFiles(), CONFIG)
     nlu.write_text("nlu:\n- intent: a\n  examples: |\n    - one\n- intent: b\n  examples: [\n")
     with pytest.raises(SourceFileError, match=r"nlu.yml:7: invalid YAML"):
-        load_or_train(nlu, hash_encoder, tmp_path, CONFIG)
+        load_or_train(nlu, hash_encoder, MemoryModelFiles(), CONFIG)
 
 
 def test_a_bad_file_in_a_training_folder_is_skipped(hash_encoder: HashEncoder, tmp_path: Path,
@@ -222,6 +224,6 @@ def test_a_bad_file_in_a_training_folder_is_skipped(hash_encoder: HashEncoder, t
         lines = "".join(f"    - {t}\n" for t in texts)
         (folder / f"{intent}.yml").write_text(f"nlu:\n- intent: {intent}\n  examples: |\n{lines}")
     (folder / "broken.yml").write_text("nlu:\n- intent: x\n  examples: [\n")
-    model = load_or_train(folder, hash_encoder, tmp_path / "models", CONFIG)
+    model = load_or_train(folder, hash_encoder, MemoryModelFiles(), CONFIG)
     assert sorted(model.intents) == ["cancel", "device", "password"]
     assert any("broken.yml:" in r.getMessage() for r in caplog.records)

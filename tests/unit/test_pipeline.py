@@ -321,15 +321,30 @@ def test_a_crash_mid_turn_leaves_the_message_recoverable(store: ConversationRepo
     (inbound,) = store.transcript(cid)
     assert inbound.status == MessageStatus.RECEIVED
 
-    # Too recent: not touched yet (a turn may still be running in another worker).
-    assert recover_unprocessed(make_pipeline(store), store, older_than_seconds=60).processed == 0
-    later = datetime.now(UTC) + timedelta(minutes=5)
-    report = recover_unprocessed(make_pipeline(store), store, older_than_seconds=60, now=later)
+    # Its lease has not expired: the turn may still be running in another process.
+    assert recover_unprocessed(make_pipeline(store), store).processed == 0
+    later = datetime.now(UTC) + store.inbound_lease + timedelta(seconds=1)
+    report = recover_unprocessed(make_pipeline(store), store, now=later)
     assert (report.processed, report.failed) == (1, 0)
     messages = store.transcript(cid)
     assert [m.sender.value for m in messages] == ["customer", "bot"]
     assert messages[0].status == MessageStatus.PROCESSED and messages[1].kind == "answer"
-    assert recover_unprocessed(make_pipeline(store), store, 60, now=later).processed == 0
+    assert recover_unprocessed(make_pipeline(store), store, now=later + timedelta(hours=1)).processed == 0
+
+
+def test_recovery_leases_each_message_to_one_process(store: ConversationRepository) -> None:
+    crashing = make_pipeline(store)
+    crashing.store = CrashOnce(store)  # type: ignore[assignment]
+    cid = new_conversation(store)
+    with pytest.raises(ConnectionError):
+        say(crashing, cid, "I need a refund")
+    later = datetime.now(UTC) + store.inbound_lease + timedelta(seconds=1)
+    (first,) = store.claim_unprocessed(later)
+    assert first.attempts == 1 and first.inbound.text == "I need a refund"
+    # Leased to whoever claimed it: another process asking now gets nothing, until that lease expires too.
+    assert store.claim_unprocessed(later) == []
+    (again,) = store.claim_unprocessed(later + store.inbound_lease + timedelta(seconds=1))
+    assert again.message_id == first.message_id and again.attempts == 2
 
 
 def test_retry_after_crash_with_same_delivery_key_processes_it(store: ConversationRepository) -> None:

@@ -7,23 +7,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from knowledge_index.approximate_index import AutoIndex, AutoIndexConfig
 from knowledge_index.encoder import normalize
 from knowledge_index.vector_index import ExactIndex, FaissIndex, load_index, new_index, save_index
 
 pytestmark = pytest.mark.unit
 DIM = 32
+AnyIndex = FaissIndex | ExactIndex | AutoIndex
 
 
 def _vectors(n: int, seed: int = 0) -> np.ndarray:
     return normalize(np.random.default_rng(seed).standard_normal((n, DIM)))
 
 
-@pytest.fixture(params=["faiss", "exact"])
-def index(request: pytest.FixtureRequest) -> FaissIndex | ExactIndex:
+@pytest.fixture(params=["faiss", "exact", "auto", "auto-graph"])
+def index(request: pytest.FixtureRequest) -> AnyIndex:
+    if request.param == "auto-graph":  # kind auto past its threshold: an HNSW graph from 4 vectors on
+        return new_index("auto", DIM, AutoIndexConfig(threshold=3, side_min=2, background=False))
     return new_index(request.param, DIM)
 
 
-def test_search_returns_best_first_with_cosine_scores(index: FaissIndex | ExactIndex) -> None:
+def test_search_returns_best_first_with_cosine_scores(index: AnyIndex) -> None:
     vecs = _vectors(50)
     index.add(range(100, 150), vecs)
     hits = index.search(vecs[7], 5)
@@ -34,7 +38,7 @@ def test_search_returns_best_first_with_cosine_scores(index: FaissIndex | ExactI
     assert len(hits) == 5
 
 
-def test_add_existing_id_replaces_vector(index: FaissIndex | ExactIndex) -> None:
+def test_add_existing_id_replaces_vector(index: AnyIndex) -> None:
     vecs = _vectors(10)
     index.add(range(10), vecs)
     index.add([3], vecs[8:9])
@@ -44,7 +48,7 @@ def test_add_existing_id_replaces_vector(index: FaissIndex | ExactIndex) -> None
     assert index.search(vecs[3], 1)[0][0] != 3
 
 
-def test_remove_drops_ids_and_ignores_unknown(index: FaissIndex | ExactIndex) -> None:
+def test_remove_drops_ids_and_ignores_unknown(index: AnyIndex) -> None:
     vecs = _vectors(10)
     index.add(range(10), vecs)
     index.remove([2, 4, 999])
@@ -52,13 +56,13 @@ def test_remove_drops_ids_and_ignores_unknown(index: FaissIndex | ExactIndex) ->
     assert all(i not in (2, 4) for i, _ in index.search(vecs[2], 10))
 
 
-def test_empty_index_and_k_larger_than_size(index: FaissIndex | ExactIndex) -> None:
+def test_empty_index_and_k_larger_than_size(index: AnyIndex) -> None:
     assert index.search(_vectors(1)[0], 3) == []
     index.add([5], _vectors(1))
     assert [i for i, _ in index.search(_vectors(1)[0], 10)] == [5]
 
 
-def test_rejects_wrong_shapes_and_duplicate_ids(index: FaissIndex | ExactIndex) -> None:
+def test_rejects_wrong_shapes_and_duplicate_ids(index: AnyIndex) -> None:
     with pytest.raises(ValueError, match="shape"):
         index.add([1], np.zeros((1, DIM + 1), dtype=np.float32))
     with pytest.raises(ValueError, match="2 ids for 1 vectors"):
@@ -67,7 +71,7 @@ def test_rejects_wrong_shapes_and_duplicate_ids(index: FaissIndex | ExactIndex) 
         index.add([1, 1], _vectors(2))
 
 
-def test_save_and_load_round_trip(index: FaissIndex | ExactIndex, tmp_path: Path) -> None:
+def test_save_and_load_round_trip(index: AnyIndex, tmp_path: Path) -> None:
     vecs = _vectors(20)
     index.add(range(20), vecs)
     save_index(index, tmp_path, "enc-a")
@@ -77,7 +81,7 @@ def test_save_and_load_round_trip(index: FaissIndex | ExactIndex, tmp_path: Path
     assert loaded.search(vecs[4], 3) == index.search(vecs[4], 3)
 
 
-def test_load_refuses_other_encoder_or_dimension(index: FaissIndex | ExactIndex, tmp_path: Path) -> None:
+def test_load_refuses_other_encoder_or_dimension(index: AnyIndex, tmp_path: Path) -> None:
     index.add([1], _vectors(1))
     save_index(index, tmp_path, "enc-a")
     assert load_index(index.kind, tmp_path, DIM, "enc-b") is None

@@ -58,9 +58,31 @@
       const message = data && data.error ? data.error.message : "The service did not answer (" + response.status + ").";
       const err = new Error(message);
       err.status = response.status;
+      err.retryAfter = Number(response.headers.get("Retry-After")) || 0;
       throw err;
     }
     return data;
+  }
+
+  function pause(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
+
+  // A restart or a database hiccup answers 5xx, or nothing at all: the same message is sent again (same
+  // client_message_id, which the server never processes twice) until it is stored, for up to two minutes.
+  const RETRY_FOR_MS = 120000;
+  async function postUntilStored(path, body) {
+    const deadline = Date.now() + RETRY_FOR_MS;
+    let delay = 500;
+    for (;;) {
+      try {
+        return await api("POST", path, body);
+      } catch (e) {
+        const wait = e.retryAfter ? Math.min(e.retryAfter * 1000, 10000) : delay;
+        if ((e.status && e.status < 500) || Date.now() + wait > deadline) throw e;
+        showError("Reconnecting… your message will be sent as soon as the service answers.");
+        await pause(wait);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
   }
 
   function safeUrl(url) {
@@ -299,14 +321,9 @@
     const clientId = newId();
     try {
       await ensureSession();
-      let turn;
-      try {
-        turn = await api("POST", `/api/conversations/${session.id}/messages`, { text, client_message_id: clientId });
-      } catch (e) {
-        if (e.status && e.status < 500) throw e;
-        // Network or server hiccup: retry once with the same id; the server de-duplicates.
-        turn = await api("POST", `/api/conversations/${session.id}/messages`, { text, client_message_id: clientId });
-      }
+      const turn = await postUntilStored(`/api/conversations/${session.id}/messages`,
+        { text, client_message_id: clientId });
+      showError("");
       pending.remove();
       render(turn.message);
       turn.replies.forEach(render);
