@@ -32,7 +32,9 @@ class EncoderSettings(BaseModel):
     # int8: a dynamically quantized copy of the ONNX export (about a third of the CPU per message, vectors
     # within cosine ~0.99 of fp32; see docs/performance.md for its retrieval and intent scores).
     quantize: Literal["none", "int8"] = "none"
-    threads: int = Field(default=2, ge=1)
+    # One intra-op thread: two threads cost ~15 % more CPU per message for no latency gain here, and several
+    # server processes share the cores anyway (bench/encoder_cpu.py, docs/performance.md).
+    threads: int = Field(default=1, ge=1)
     # Let onnxruntime's threads busy-wait for the next call: lower latency on an idle machine, but a core
     # kept busy that request handling (and anything else on the machine) needs.
     allow_spinning: bool = False
@@ -247,6 +249,10 @@ class ChatSettings(BaseModel):
     # Shared with the host app of an in-app chat: it signs its user id (and tier) so returning customers are
     # recognised across conversations; see connectors/webchat.py. None: identities are not accepted.
     identity_secret: SecretStr | None = None
+    # Signs the customer tokens of web conversations (checked without a database read). None: a random key is
+    # generated once and kept in the database for every process. Tokens already issued keep working when it
+    # changes (their hash is stored too).
+    token_secret: SecretStr | None = None
 
 
 class AuthSettings(BaseModel):

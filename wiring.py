@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
-from api.auth import StaffAuth
+from api.auth import CustomerTokens, StaffAuth
 from bot.handover import HandoffPlanner
 from bot.pipeline import TurnPipeline
 from bot.recovery import RecoveryReport, recover_unprocessed
@@ -52,6 +52,7 @@ from storage.handoffs import HandoffRepository
 from storage.kpis import KpiRepository
 from storage.leases import JobLeases
 from storage.model_files import SqlModelFiles
+from storage.service_secrets import ServiceSecrets
 from storage.staff import StaffRepository
 from storage.trainer import TrainerStore
 
@@ -73,6 +74,7 @@ class Services:
     handoffs: HandoffRepository
     staff: StaffRepository
     auth: StaffAuth
+    customer_tokens: CustomerTokens
     articles: SqlArticleRepository
     encoder: BatchingEncoder
     knowledge: KnowledgeBase
@@ -200,6 +202,9 @@ def build_services(settings: Settings, encoder: Encoder | None = None, progress:
             startup = _intent_model(settings, inner, model_files, progress)
             model = _serving_model(trainer_store, factory, startup)
             _bootstrap_admin(settings, staff, auth)
+            token_secret = settings.chat.token_secret
+            customer_tokens = CustomerTokens(token_secret.get_secret_value() if token_secret
+                                             else ServiceSecrets(db).get_or_create("customer_token_key"))
         loaded = knowledge.load()
         log.info("knowledge base: %d articles, %d chunks", loaded.articles, loaded.chunks)
         unknown = sorted(set(model.intents) - set(teams.routes))
@@ -242,6 +247,7 @@ def build_services(settings: Settings, encoder: Encoder | None = None, progress:
     return Services(
         settings=settings, owner=process_owner(), db=db, changes=changes, feed=feed, leases=JobLeases(db),
         notifier=notifier, conversations=conversations, handoffs=handoffs, staff=staff, auth=auth,
+        customer_tokens=customer_tokens,
         articles=articles, encoder=batching, knowledge=knowledge, serving=serving, teams=teams, composer=composer,
         pipeline=pipeline, desk=desk, desk_store=desk_store, canned=canned, events=EventLog(db),
         model_files=model_files, trainer_store=trainer_store, trainer=trainer, kpis=KpiRepository(db),

@@ -46,9 +46,34 @@ def token_hash(token: str) -> str:
 
 
 def new_customer_token() -> tuple[str, str]:
-    """(token to hand to the customer once, hash to store)."""
+    """A random token nobody is given (conversations on Slack or Telegram): (token, hash to store)."""
     token = CUSTOMER_TOKEN_PREFIX + secrets.token_urlsafe(32)
     return token, token_hash(token)
+
+
+class CustomerTokens:
+    """Web-chat customer tokens: ``ct_`` and the HMAC-SHA256 of the conversation id under the service's key.
+
+    Checking a token is a hash computation, not a database read, on every customer request (the key is shared
+    by every server process through the database, see ``storage.service_secrets``). The token's hash is also
+    stored with the conversation, so tokens issued before signing (random ones) keep working through it.
+    """
+
+    def __init__(self, key: str) -> None:
+        self._key = key.encode("utf-8")
+
+    def issue(self, conversation_id: str) -> tuple[str, str]:
+        """(token to hand to the customer once, hash to store) for a new conversation."""
+        token = self._sign(conversation_id)
+        return token, token_hash(token)
+
+    def signed(self, conversation_id: str, token: str | None) -> bool:
+        """True when ``token`` is this service's signature of ``conversation_id`` (constant time)."""
+        return bool(token) and hmac.compare_digest(self._sign(conversation_id), str(token))
+
+    def _sign(self, conversation_id: str) -> str:
+        digest = hmac.new(self._key, f"conversation:{conversation_id}".encode(), hashlib.sha256).digest()
+        return CUSTOMER_TOKEN_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def customer_token_matches(token: str | None, stored_hash: str) -> bool:

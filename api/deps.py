@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Header, Request
 
 from api.auth import customer_token_matches
@@ -64,11 +65,29 @@ AdminDep = Annotated[StaffUser, Depends(require_roles(Role.ADMIN))]
 def customer_conversation(conversation_id: str, services: ServicesDep, token: TokenDep) -> Conversation:
     """The conversation, if the caller holds its customer token: 404 unknown, 401 missing, 403 wrong."""
     conversation = services.conversations.get_conversation(conversation_id)
-    if token is None:
-        raise AuthenticationError("this conversation needs its customer token (Authorization: Bearer ct_...)")
-    if not customer_token_matches(token, conversation.token_hash):
-        raise PermissionDeniedError("this token does not belong to this conversation")
+    _check_customer_token(services, conversation, token)
     return conversation
 
 
 CustomerConversationDep = Annotated[Conversation, Depends(customer_conversation)]
+
+
+async def customer_access(conversation_id: str, services: ServicesDep, token: TokenDep) -> str:
+    """The conversation id, if the caller holds its customer token, without reading the conversation when the
+    token is a signed one (the hot path of every customer message); errors as :func:`customer_conversation`."""
+    if token is not None and services.customer_tokens.signed(conversation_id, token):
+        return conversation_id
+    conversation = await anyio.to_thread.run_sync(services.conversations.get_conversation, conversation_id)
+    _check_customer_token(services, conversation, token)
+    return conversation.id
+
+
+CustomerAccessDep = Annotated[str, Depends(customer_access)]
+
+
+def _check_customer_token(services: Services, conversation: Conversation, token: str | None) -> None:
+    if token is None:
+        raise AuthenticationError("this conversation needs its customer token (Authorization: Bearer ct_...)")
+    if not (services.customer_tokens.signed(conversation.id, token)
+            or customer_token_matches(token, conversation.token_hash)):
+        raise PermissionDeniedError("this token does not belong to this conversation")

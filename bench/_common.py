@@ -80,6 +80,54 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(parts[11]) + int(parts[12])) / ticks
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process descending from it (e.g. ``frontdesk serve --workers N`` and its workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of a process and its living descendants (what a multi-worker server has used)."""
+    total = [process_cpu_seconds(p) for p in process_tree(pid)]
+    known = [t for t in total if t is not None]
+    return sum(known) if known else None
+
+
+def named_cpu_seconds(name: str) -> float:
+    """CPU seconds of every process with this command name (e.g. ``postgres``: the database's share)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] == name:
+            total += process_cpu_seconds(int(stat.parent.name)) or 0.0
+    return total
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of one process in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
 def background_busy(seconds: float = 1.0) -> float:
     """Share of all CPUs that were busy during a short idle probe (0..1): load from other processes."""
     b0, t0 = machine_cpu_times()

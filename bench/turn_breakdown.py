@@ -22,7 +22,7 @@ from _common import REPO_ROOT, latency_summary, machine_cpu_times, machine_info,
 from turn_latency import DEFAULT_MIX, Corpus, ScriptMaker
 
 # Repository methods the web handler and the pipeline call during a turn.
-STORE_METHODS = ("get_conversation", "record_inbound", "turn_context", "transcript", "recent_conversations",
+STORE_METHODS = ("get_conversation", "begin_turn", "record_inbound", "turn_context", "transcript", "recent_conversations",
                  "record_turn", "replies_to", "handoff_for_message", "get_message", "intent_history",
                  "customer_profile")
 
@@ -104,8 +104,10 @@ def instrument(services: Any, timings: Timings) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build the services like ``frontdesk serve`` does and run customer turns through the web handler's steps."""
-    from api.auth import new_customer_token
-    from api.deps import customer_conversation
+    import asyncio
+    import uuid
+
+    from api.deps import customer_access
     from api.schemas import MessageIn
     from connectors.webchat import post_message
     from domain.enums import Channel
@@ -134,9 +136,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     lock = threading.Lock()
 
     def new_conversation() -> tuple[str, str, list[tuple[str, str]]]:
-        token, digest = new_customer_token()
-        conv = services.conversations.create_conversation(Channel.WEB, digest)
-        return conv.id, token, scripts.script()
+        conv_id = str(uuid.uuid4())
+        token, digest = services.customer_tokens.issue(conv_id)
+        services.conversations.create_conversation(Channel.WEB, digest, conversation_id=conv_id)
+        return conv_id, token, scripts.script()
 
     def customer(n_messages: int, record: bool) -> None:
         conv_id, token, script = new_conversation()
@@ -149,7 +152,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             # What FastAPI runs for POST /api/conversations/{id}/messages, minus HTTP: the dependency that
             # checks the customer token, the handler, and the JSON serialization of its response model.
-            conversation = customer_conversation(conv_id, services, token)
+            conversation = asyncio.run(customer_access(conv_id, services, token))
             turn = post_message(conversation, services, MessageIn(text=text, client_message_id=f"bd-{i}-{t0}"))
             turn.model_dump_json()
             if record:

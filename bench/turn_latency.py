@@ -29,8 +29,11 @@ from _common import (
     latency_summary,
     machine_cpu_times,
     machine_info,
-    process_cpu_seconds,
+    named_cpu_seconds,
+    process_tree,
     read_jsonl,
+    rss_mb,
+    tree_cpu_seconds,
     wait_for_quiet,
     write_result,
 )
@@ -309,8 +312,9 @@ class ServerProcess:
     """``frontdesk serve`` on a free port with a temporary data folder and default settings."""
 
     def __init__(self, database_url: str | None, extra_env: dict[str, str], keep_dir: bool = False,
-                 preload: Sequence[Path] = ()) -> None:
+                 preload: Sequence[Path] = (), workers: int = 1) -> None:
         self.database_url = database_url
+        self.workers = workers
         self.extra_env = extra_env
         self.preload = preload
         self.keep_dir = keep_dir
@@ -338,7 +342,8 @@ class ServerProcess:
         log = self.log_path.open("wb")
         t0 = time.perf_counter()
         # cwd is the temporary folder so that no .env file of the checkout is read.
-        self.proc = subprocess.Popen([*frontdesk_command(), "serve", "--port", str(self.port)], cwd=self.data_dir,
+        self.proc = subprocess.Popen([*frontdesk_command(), "serve", "--port", str(self.port),
+                                      "--workers", str(self.workers)], cwd=self.data_dir,
                                      env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = t0 + timeout
@@ -442,7 +447,8 @@ async def run_load(args: argparse.Namespace, base_url: str, server_pid: int | No
                     await asyncio.sleep(args.pause)
                 messages = round(rate * args.duration) if rate and args.duration else args.messages
                 driver = Driver(client, scripts)
-                cpu0 = process_cpu_seconds(server_pid) if server_pid else None
+                cpu0 = tree_cpu_seconds(server_pid) if server_pid else None
+                db0 = named_cpu_seconds("postgres")
                 client0 = time.process_time()
                 busy0, total0 = machine_cpu_times()
                 if rate:
@@ -451,10 +457,15 @@ async def run_load(args: argparse.Namespace, base_url: str, server_pid: int | No
                     wall = await closed_loop(driver, messages, args.concurrency)
                 busy1, total1 = machine_cpu_times()
                 client_cpu = time.process_time() - client0
-                cpu1 = process_cpu_seconds(server_pid) if server_pid else None
+                cpu1 = tree_cpu_seconds(server_pid) if server_pid else None
+                db_cpu = named_cpu_seconds("postgres") - db0
                 phase = {"mode": "open" if rate else "closed", "rate": rate,
                          "concurrency": None if rate else args.concurrency, **summarize(driver.recorder, wall)}
                 phase["cpu"] = cpu_block(phase, wall, cpu0, cpu1, client_cpu, busy1 - busy0, total1 - total0)
+                phase["cpu"]["postgres_cpu_ms_per_message"] = (
+                    round(db_cpu * 1000 / max(phase["messages_ok"], 1), 2) if db_cpu > 0 else None)
+                if server_pid:
+                    phase["rss_mb"] = {str(p): rss_mb(p) for p in process_tree(server_pid)}
                 phases.append(phase)
                 print_phase(phase)
         finally:
@@ -582,7 +593,11 @@ def print_phase(m: dict[str, Any]) -> None:
     print("by kind (p50/p99) " + ", ".join(f"{k} {v['p50']}/{v['p99']}" for k, v in m["latency_by_kind_ms"].items()))
     cpu = m["cpu"]
     print(f"cpu               server {cpu['server_cores_used']} cores ({cpu['server_cpu_ms_per_message']} ms/msg),"
-          f" client {cpu['client_cores_used']} cores, other {cpu['other_cores_busy']} cores")
+          f" client {cpu['client_cores_used']} cores, other {cpu['other_cores_busy']} cores"
+          + (f", postgres {cpu['postgres_cpu_ms_per_message']} ms/msg" if cpu.get("postgres_cpu_ms_per_message")
+             else ""))
+    if m.get("rss_mb"):
+        print("rss MB per process " + ", ".join(f"{pid}: {mb}" for pid, mb in m["rss_mb"].items()))
     for e in m["error_examples"][:5]:
         print(f"  error: {e}")
 
@@ -632,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-preload", type=Path, action="append", default=[], metavar="FILE",
                    help="experiment: run this Python file in the server at start-up (installed as sitecustomize);"
                         " repeatable")
+    p.add_argument("--workers", type=int, default=1, help="server processes (frontdesk serve --workers N)")
     p.add_argument("--startup-timeout", type=float, default=180.0)
     p.add_argument("--keep-data-dir", action="store_true", help="keep the server's temporary folder and log")
     p.add_argument("--py-spy", type=Path, metavar="FILE",
@@ -663,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             db_url = stack.enter_context(throwaway_postgres(args.database_url)) if args.database_url else None
             server = ServerProcess(db_url, parse_env(args.server_env), keep_dir=args.keep_data_dir,
-                                   preload=args.server_preload)
+                                   preload=args.server_preload, workers=args.workers)
             stack.callback(server.stop)
             print(f"starting frontdesk serve on {server.url} (data in {server.data_dir}) ...", file=sys.stderr)
             server.start(args.startup_timeout)
@@ -671,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
             base_url, pid = server.url, server.pid
             server_info = {"url": base_url, "started_here": True, "pid": pid,
                            "startup_seconds": round(server.startup_s or 0, 2),
-                           "database": "postgresql" if db_url else "sqlite", "extra_env": parse_env(args.server_env),
+                           "database": "postgresql" if db_url else "sqlite", "workers": args.workers,
+                           "extra_env": parse_env(args.server_env),
                            "preload": [str(p) for p in args.server_preload]}
         if args.wait_quiet:
             info["quiet_wait"] = wait_for_quiet(args.quiet_threshold, timeout=args.wait_quiet,

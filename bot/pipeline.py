@@ -22,6 +22,7 @@ from domain.models import (
     IntentTurn,
     StoredMessage,
     Triage,
+    TurnContext,
     TurnRecord,
     TurnResult,
     UrgencyAssessment,
@@ -59,19 +60,21 @@ class TurnPipeline:
         storing the turn's outcome fails, the exception propagates and the message stays ``received``
         for :func:`bot.recovery.recover_unprocessed`.
         """
-        stored, duplicate = self.store.record_inbound(inbound)
+        stored, duplicate, context = self.store.begin_turn(inbound, self._recontact_since())
         if duplicate and stored.status == MessageStatus.PROCESSED:
             replies = self.store.replies_to(stored.id)
             return TurnResult(stored.id, stored.conversation_id, _decision_of(replies), tuple(replies),
                               self.store.handoff_for_message(stored.id), duplicate=True, message=stored)
-        result = self.process(stored.id, inbound, duplicate=duplicate)
+        result = self.process(stored.id, inbound, duplicate=duplicate, context=context)
         # process() returned, so the message is processed (by this turn, or by a worker that got there first).
         return replace(result, message=replace(stored, status=MessageStatus.PROCESSED.value))
 
-    def process(self, message_id: int, inbound: InboundMessage, duplicate: bool = False) -> TurnResult:
-        """Run the turn for a stored message; any failure in the bot becomes a handoff."""
+    def process(self, message_id: int, inbound: InboundMessage, duplicate: bool = False,
+                context: TurnContext | None = None) -> TurnResult:
+        """Run the turn for a stored message (its context read here unless given); any failure in the bot becomes
+        a handoff."""
         try:
-            record = self._run(message_id, inbound)
+            record = self._run(message_id, inbound, context)
         except Exception as e:  # the customer must never be dropped, whatever broke
             log.error("turn failed for message %s: %s\n%s", message_id, type(e).__name__,
                       "".join(traceback.format_tb(e.__traceback__)))
@@ -112,9 +115,13 @@ class TurnPipeline:
         replies, _ = self.store.record_bot_action(conversation_id, (reply,), draft, message_id)
         return rated, replies
 
-    def _run(self, message_id: int, inbound: InboundMessage) -> TurnRecord:
-        context = self.store.turn_context(
-            inbound.conversation_id, datetime.now(UTC) - timedelta(hours=self.recontact_window_hours))
+    def _recontact_since(self) -> datetime:
+        """Other conversations started since then count as the customer contacting us again."""
+        return datetime.now(UTC) - timedelta(hours=self.recontact_window_hours)
+
+    def _run(self, message_id: int, inbound: InboundMessage, context: TurnContext | None) -> TurnRecord:
+        if context is None:
+            context = self.store.turn_context(inbound.conversation_id, self._recontact_since())
         conversation, transcript = context.conversation, context.transcript
         rating = self._csat_answer(conversation, transcript, inbound.text)
         if rating is not None:
@@ -174,8 +181,7 @@ class TurnPipeline:
         status = ConversationStatus.BOT
         channel = inbound.channel.value
         try:
-            context = self.store.turn_context(
-                inbound.conversation_id, datetime.now(UTC) - timedelta(hours=self.recontact_window_hours))
+            context = self.store.turn_context(inbound.conversation_id, self._recontact_since())
             transcript, conversation = context.transcript, context.conversation
             status, channel = ConversationStatus(conversation.status), conversation.channel.value
         except Exception:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from api.auth import new_customer_token, verify_identity
-from api.deps import CustomerConversationDep, ServicesDep
+from api.auth import verify_identity
+from api.deps import CustomerAccessDep, CustomerConversationDep, ServicesDep
 from api.schemas import (
     ConversationCreate,
     ConversationCreated,
@@ -20,7 +21,7 @@ from api.schemas import (
     TurnOut,
 )
 from bot.inbound import clean_text
-from domain.enums import Channel
+from domain.enums import Channel, DecisionKind
 from domain.errors import ValidationError
 from domain.models import CustomerIdentity, InboundMessage
 
@@ -40,8 +41,10 @@ def create_conversation(services: ServicesDep, body: ConversationCreate | None =
         identity = CustomerIdentity(Channel.WEB.value, body.user_id)
     elif body.tier is not None:
         raise ValidationError("tier is only accepted with a signed user_id")
-    token, digest = new_customer_token()
-    conversation = services.conversations.create_conversation(Channel.WEB, digest, name, email, identity)
+    conversation_id = str(uuid.uuid4())
+    token, digest = services.customer_tokens.issue(conversation_id)
+    conversation = services.conversations.create_conversation(Channel.WEB, digest, name, email, identity,
+                                                              conversation_id=conversation_id)
     if identity is not None:  # the host app vouches for these: keep the returning customer's profile current
         services.customers.update(conversation.customer_id, display_name=name, email=email, tier=body.tier)
     return ConversationCreated(conversation_id=conversation.id, customer_token=token, status=conversation.status)
@@ -64,19 +67,19 @@ def list_messages(conversation: CustomerConversationDep, services: ServicesDep,
 
 
 @router.post("/{conversation_id}/messages", response_model=TurnOut)
-def post_message(conversation: CustomerConversationDep, services: ServicesDep, body: MessageIn) -> TurnOut:
+def post_message(conversation: CustomerAccessDep, services: ServicesDep, body: MessageIn) -> TurnOut:
     """Send a customer message and get the bot's replies (or a handoff acknowledgement)."""
     text = clean_text(body.text, services.settings.chat.max_message_chars)
     key = None
     if body.client_message_id:
         if not body.client_message_id.strip():
             raise ValidationError("client_message_id must not be blank")
-        key = f"web:{conversation.id}:{body.client_message_id.strip()}"
-    result = services.pipeline.handle(InboundMessage(conversation.id, text, Channel.WEB, key))
-    if result.handoff_id is not None or conversation.status != "bot":
+        key = f"web:{conversation}:{body.client_message_id.strip()}"
+    result = services.pipeline.handle(InboundMessage(conversation, text, Channel.WEB, key))
+    if result.handoff_id is not None or result.decision == DecisionKind.WAIT_FOR_AGENT:
         services.notifier.notify()  # agents watch the queue and the conversations they own live
     inbound = result.message or services.conversations.get_message(result.message_id)
-    status_now = result.conversation_status or services.conversations.get_conversation(conversation.id).status
+    status_now = result.conversation_status or services.conversations.get_conversation(conversation).status
     return TurnOut(
         message=MessageOut.of(inbound), replies=[MessageOut.of(r) for r in result.replies],
         decision=result.decision.value, handed_off=result.handoff_id is not None,

@@ -10,11 +10,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, exists, func, insert, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 
 from domain.enums import Channel, ConversationStatus, DeliveryStatus, MessageStatus, Sender
 from domain.errors import NotFoundError
@@ -49,7 +49,42 @@ from storage.tables import (
 _MESSAGES = cast(Table, MessageRow.__table__)
 _PREDICTIONS = cast(Table, PredictionRow.__table__)
 _CONVERSATIONS = cast(Table, ConversationRow.__table__)
+_CUSTOMERS = cast(Table, CustomerRow.__table__)
 _DUE = (DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value, DeliveryStatus.SENDING.value)
+
+
+def _statements() -> SimpleNamespace:
+    """The statements of every customer turn, built once with bound parameters.
+
+    A statement object built per call costs SQLAlchemy a cache-key traversal each time, more CPU than the SQL
+    itself on this path (docs/performance.md); these are built at import and only executed with new values.
+    """
+    m, c, cu, p = _MESSAGES, _CONVERSATIONS, _CUSTOMERS, _PREDICTIONS
+    other = c.alias("other")
+    recent = (select(func.count()).select_from(other)
+              .where(other.c.customer_id == c.c.customer_id, other.c.id != c.c.id,
+                     other.c.created_at >= bindparam("since"))
+              .scalar_subquery().label("recent"))
+    head = select(c, cu.c.tier).join(cu, cu.c.id == c.c.customer_id).where(c.c.id == bindparam("cid"))
+    return SimpleNamespace(
+        head=head,
+        head_recent=head.add_columns(recent),
+        insert_message=insert(m).returning(m.c.id),
+        insert_messages=insert(m).returning(m.c.id, sort_by_parameter_order=True),
+        transcript=(select(m).where(m.c.conversation_id == bindparam("cid"), m.c.id > bindparam("after"))
+                    .order_by(m.c.id).limit(bindparam("limit"))),
+        claim=(update(m).where(m.c.id == bindparam("mid"), m.c.status == MessageStatus.RECEIVED.value)
+               .values(status=MessageStatus.PROCESSED.value, processed_at=bindparam("now"))),
+        insert_prediction=insert(p),
+        touch=(update(c).where(c.c.id == bindparam("cid")).values(updated_at=bindparam("now"))
+               .returning(c.c.channel)),
+        touch_handoff=(update(c).where(c.c.id == bindparam("cid"))
+                       .values(updated_at=bindparam("now"), status=ConversationStatus.HUMAN.value)
+                       .returning(c.c.channel)),
+    )
+
+
+_SQL = _statements()
 
 
 class ConversationRepository:
@@ -73,8 +108,9 @@ class ConversationRepository:
         email: str | None = None,
         identity: CustomerIdentity | None = None,
         external_ref: str | None = None,
+        conversation_id: str | None = None,
     ) -> Conversation:
-        """Start a conversation; the customer is found by channel identity or created."""
+        """Start a conversation (a new UUID unless given); the customer is found by channel identity or created."""
         with self.db.session() as s:
             customer_id = None
             if identity is not None:
@@ -93,7 +129,7 @@ class ConversationRepository:
                     s.add(CustomerIdentityRow(customer_id=customer_id, channel=identity.channel,
                                               external_id=identity.external_id))
             row = ConversationRow(
-                id=str(uuid.uuid4()), customer_id=customer_id, channel=channel.value,
+                id=conversation_id or str(uuid.uuid4()), customer_id=customer_id, channel=channel.value,
                 status=ConversationStatus.BOT.value, token_hash=token_hash, external_ref=external_ref,
             )
             s.add(row)
@@ -126,27 +162,47 @@ class ConversationRepository:
         Returns:
             The stored message and True when it is a retried delivery already stored earlier.
         """
+        stored, duplicate, _ = self._store_inbound(inbound, None)
+        return stored, duplicate
+
+    def begin_turn(self, inbound: InboundMessage, since: datetime) -> tuple[StoredMessage, bool, TurnContext | None]:
+        """Commit a customer message and read its turn's context (:meth:`turn_context`) in the same transaction.
+
+        Returns:
+            The stored message, True when it is a retried delivery already stored earlier (then no context).
+        """
+        return self._store_inbound(inbound, since)
+
+    def _store_inbound(self, inbound: InboundMessage, since: datetime | None
+                       ) -> tuple[StoredMessage, bool, TurnContext | None]:
         values = _message_values(inbound.conversation_id, Sender.CUSTOMER, inbound.text,
                                  status=MessageStatus.RECEIVED.value, delivery_key=inbound.external_id,
                                  payload={"channel": inbound.channel.value})
         values["lease_until"] = values["created_at"] + self.inbound_lease
         try:
-            with self.db.session() as s:
-                status = s.scalar(select(ConversationRow.status).where(ConversationRow.id == inbound.conversation_id))
-                if status is None:
+            with self.db.begin() as conn:
+                if since is None:
+                    head = conn.execute(_SQL.head, {"cid": inbound.conversation_id}).first()
+                else:
+                    head = conn.execute(_SQL.head_recent, {"cid": inbound.conversation_id, "since": since}).first()
+                if head is None:
                     raise NotFoundError(f"conversation {inbound.conversation_id} does not exist")
-                message_id = int(s.execute(insert(_MESSAGES).values(values).returning(_MESSAGES.c.id)).scalar_one())
-                if status == ConversationStatus.HUMAN.value:
+                message_id = int(conn.execute(_SQL.insert_message, values).scalar_one())
+                if head.status == ConversationStatus.HUMAN.value:
                     # Agents watch conversations they own live; bot-phase chatter is not streamed.
-                    append_event(s, "message.created", conversation_id=inbound.conversation_id,
+                    append_event(conn, "message.created", conversation_id=inbound.conversation_id,
                                  payload={"message_id": message_id, "sender": "customer"})
-                return _stored(message_id, values), False
+                context = None
+                if since is not None:
+                    context = TurnContext(_conversation(head, head.tier), _transcript(conn, inbound.conversation_id),
+                                          int(head.recent or 0))
+                return _stored(message_id, values), False, context
         except IntegrityError:
             if inbound.external_id is None:
                 raise
-            with self.db.session() as s:
-                row = s.scalars(select(MessageRow).where(MessageRow.delivery_key == inbound.external_id)).one()
-                return _message(row), True
+            with self.db.read_connection() as conn:
+                row = conn.execute(select(_MESSAGES).where(_MESSAGES.c.delivery_key == inbound.external_id)).one()
+                return _message(row), True, None
 
     def add_message(
         self, conversation_id: str, sender: Sender, text: str, kind: str | None = None,
@@ -177,21 +233,12 @@ class ConversationRepository:
     def turn_context(self, conversation_id: str, since: datetime) -> TurnContext:
         """The conversation (with the customer's tier), its transcript and the customer's other conversations
         started since ``since``: one read transaction, two statements. Raises NotFoundError."""
-        other = aliased(ConversationRow)
-        recent = (select(func.count()).select_from(other)
-                  .where(other.customer_id == ConversationRow.customer_id, other.id != ConversationRow.id,
-                         other.created_at >= since)
-                  .scalar_subquery())
-        with self.db.read() as s:
-            found = s.execute(
-                select(ConversationRow, CustomerRow.tier, recent)
-                .join(CustomerRow, CustomerRow.id == ConversationRow.customer_id)
-                .where(ConversationRow.id == conversation_id)
-            ).first()
-            if found is None:
+        with self.db.read_connection() as conn:
+            head = conn.execute(_SQL.head_recent, {"cid": conversation_id, "since": since}).first()
+            if head is None:
                 raise NotFoundError(f"conversation {conversation_id} does not exist")
-            transcript = _transcript(s, conversation_id)
-        return TurnContext(_conversation(found[0], found[1]), transcript, int(found[2] or 0))
+            transcript = _transcript(conn, conversation_id)
+        return TurnContext(_conversation(head, head.tier), transcript, int(head.recent or 0))
 
     def replies_to(self, message_id: int) -> list[StoredMessage]:
         """The bot replies produced by one inbound message."""
@@ -239,14 +286,11 @@ class ConversationRepository:
             (replies, handoff id, applied). ``applied`` is False when another worker had already
             processed the message; its replies are returned instead and nothing is written.
         """
-        with self.db.session() as s:
-            claimed = cast(CursorResult[Any], s.execute(
-                update(MessageRow)
-                .where(MessageRow.id == record.message_id, MessageRow.status == MessageStatus.RECEIVED.value)
-                .values(status=MessageStatus.PROCESSED.value, processed_at=utcnow())
-            )).rowcount
+        with self.db.begin() as conn:
+            claimed = cast(CursorResult[Any], conn.execute(_SQL.claim, {"mid": record.message_id,
+                                                                         "now": utcnow()})).rowcount
             if claimed:
-                replies, handoff_id = _write_turn(s, record)
+                replies, handoff_id = _write_turn(conn, record)
                 return replies, handoff_id, True
         return self.replies_to(record.message_id), self.handoff_for_message(record.message_id), False
 
@@ -421,7 +465,7 @@ def _write_turn(s: Any, record: TurnRecord) -> tuple[list[StoredMessage], int | 
     if record.triage is not None:
         intent = record.triage.intent
         urgency = record.triage.urgency
-        s.execute(insert(_PREDICTIONS).values(
+        s.execute(_SQL.insert_prediction, dict(
             message_id=record.message_id, conversation_id=record.conversation_id, intent=intent.intent,
             top_intent=intent.top_intent, confidence=intent.confidence, margin=intent.margin,
             out_of_scope=intent.out_of_scope, ranking=[list(r) for r in intent.ranking[:5]],
@@ -436,11 +480,7 @@ def _write_outputs(s: Any, conversation_id: str, replies: Sequence[BotReply], ha
                    reply_to: int | None) -> tuple[list[StoredMessage], int | None]:
     now = utcnow()
     # Touching the conversation first returns its channel, which decides whether replies are pushed.
-    changes: dict[str, Any] = {"updated_at": now}
-    if handoff is not None:
-        changes["status"] = ConversationStatus.HUMAN.value
-    channel = s.scalar(update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == conversation_id).values(changes)
-                       .returning(_CONVERSATIONS.c.channel))
+    channel = s.scalar(_SQL.touch if handoff is None else _SQL.touch_handoff, {"cid": conversation_id, "now": now})
     delivery = delivery_status_for(channel)
     rows = [
         _message_values(conversation_id, Sender.BOT, reply.text, kind=reply.kind.value, reply_to=reply_to,
@@ -450,7 +490,7 @@ def _write_outputs(s: Any, conversation_id: str, replies: Sequence[BotReply], ha
     ]
     ids: list[int] = []
     if rows:
-        ids = list(s.scalars(insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True), rows))
+        ids = list(s.scalars(_SQL.insert_messages, rows))
     handoff_id = None
     if handoff is not None:
         handoff_id = insert_handoff(s, conversation_id, handoff, reply_to)
@@ -482,10 +522,7 @@ def _stored(message_id: int, values: dict[str, Any]) -> StoredMessage:
 
 
 def _transcript(s: Any, conversation_id: str, after_id: int = 0, limit: int = 500) -> list[StoredMessage]:
-    rows = s.execute(
-        select(_MESSAGES).where(_MESSAGES.c.conversation_id == conversation_id, _MESSAGES.c.id > after_id)
-        .order_by(_MESSAGES.c.id).limit(limit)
-    ).all()
+    rows = s.execute(_SQL.transcript, {"cid": conversation_id, "after": after_id, "limit": limit}).all()
     return [_message(r) for r in rows]
 
 
@@ -499,7 +536,8 @@ def _leased_to(row: MessageRow | None, owner: str) -> bool:
             and row.delivery_owner == owner)
 
 
-def _conversation(row: ConversationRow, tier: str = "standard") -> Conversation:
+def _conversation(row: Any, tier: str = "standard") -> Conversation:
+    """From an ORM row or a Core row of the conversations table."""
     return Conversation(row.id, row.customer_id, Channel(row.channel), row.status, row.token_hash,
                         row.created_at, row.updated_at, row.external_ref, tier)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,7 +45,8 @@ class Database:
             # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that write
             # transactions can say "BEGIN IMMEDIATE" and take the write lock up front.
             event.listen(self.engine, "begin", _sqlite_begin)
-        self.sessions = sessionmaker(self.engine.execution_options(write=True), expire_on_commit=False)
+        self._write_engine = self.engine.execution_options(write=True)
+        self.sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         self.read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. This process's writers queue on a lock: SQLite's busy handler
         # instead sleeps with growing back-off (up to 100 ms a nap) and hands the write lock over late, which
@@ -73,6 +74,28 @@ class Database:
         finally:
             if locked:
                 self._write_lock.release()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection, without the ORM's unit of work (the per-turn paths, where
+        its bookkeeping cost more CPU than the SQL); committed on success, serialized on SQLite as sessions are."""
+        if self._write_lock is None:
+            with self._write_engine.begin() as conn:
+                yield conn
+            return
+        locked = self._write_lock.acquire(timeout=SQLITE_BUSY_SECONDS)
+        try:
+            with self._write_engine.begin() as conn:
+                yield conn
+        finally:
+            if locked:
+                self._write_lock.release()
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A read-only transaction on a plain connection (see :meth:`begin`)."""
+        with self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:

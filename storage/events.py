@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, or_, select
+from sqlalchemy import Table, insert, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from domain.models import Event
 from storage.db import Database
-from storage.tables import EventRow
+from storage.tables import EventRow, utcnow
 from storage.tail import Position, after, newest, resolve
 
 _EVENTS = cast(Table, EventRow.__table__)
+_INSERT = insert(_EVENTS)  # built once: executed with new values only
 
 
-def append_event(s: Session, kind: str, *, handoff_id: int | None = None, conversation_id: str | None = None,
-                 team: str | None = None, actor: str | None = None, payload: dict[str, Any] | None = None) -> None:
+def append_event(s: Session | Connection, kind: str, *, handoff_id: int | None = None,
+                 conversation_id: str | None = None, team: str | None = None, actor: str | None = None,
+                 payload: dict[str, Any] | None = None) -> None:
     """Add an event in the caller's transaction (so it exists exactly when the change does)."""
-    s.add(EventRow(kind=kind, handoff_id=handoff_id, conversation_id=conversation_id, team=team, actor=actor,
-                   payload=payload or {}))
+    s.execute(_INSERT, {"kind": kind, "handoff_id": handoff_id, "conversation_id": conversation_id, "team": team,
+                        "actor": actor, "payload": payload or {}, "created_at": utcnow()})
 
 
 class EventLog:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from domain.enums import HandoffState, Urgency
@@ -16,22 +17,22 @@ from storage.events import append_event
 from storage.tables import ConversationRow, HandoffRow, utcnow
 
 
-def insert_handoff(s: Session, conversation_id: str, draft: HandoffDraft, trigger_message_id: int | None) -> int:
+def insert_handoff(s: Session | Connection, conversation_id: str, draft: HandoffDraft,
+                   trigger_message_id: int | None) -> int:
     """Add a handoff row in the caller's transaction; returns its id."""
     now = utcnow()
-    row = HandoffRow(
+    handoffs = cast(Table, HandoffRow.__table__)
+    handoff_id = int(s.execute(insert(handoffs).values(
         conversation_id=conversation_id, state=HandoffState.OPEN.value, reason=draft.reason.value,
         reason_detail=draft.reason_detail, team=draft.team, urgency=draft.urgency.value,
         urgency_rank=draft.urgency.rank, intent=draft.intent, confidence=draft.confidence,
         summary=draft.summary, context=asdict(draft.context), trigger_message_id=trigger_message_id,
         required_skills=list(draft.required_skills), queued_at=now, created_at=now, updated_at=now,
         first_response_due=draft.first_response_due, resolution_due=draft.resolution_due,
-    )
-    s.add(row)
-    s.flush()
-    append_event(s, "handoff.created", handoff_id=row.id, conversation_id=conversation_id, team=row.team,
-                 payload={"urgency": row.urgency, "reason": row.reason})
-    return row.id
+    ).returning(handoffs.c.id)).scalar_one())
+    append_event(s, "handoff.created", handoff_id=handoff_id, conversation_id=conversation_id, team=draft.team,
+                 payload={"urgency": draft.urgency.value, "reason": draft.reason.value})
+    return handoff_id
 
 
 class HandoffRepository:

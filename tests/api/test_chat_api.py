@@ -169,12 +169,11 @@ def test_internal_errors_never_show_internals(client: TestClient, monkeypatch: p
     cid, auth = start(client)
     services = client.app.state.services  # type: ignore[attr-defined]
 
-    def broken(conversation_id: str) -> None:
+    def broken(*args: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    # The route reads the conversation (customer token check) outside the pipeline, which would turn the
-    # error into a handoff instead.
-    monkeypatch.setattr(services.conversations, "get_conversation", broken)
+    # Outside the pipeline's own error handling (which would turn the error into a handoff instead).
+    monkeypatch.setattr(services.pipeline, "handle", broken)
     # Same app, but let the server's own error handler answer instead of re-raising into the test.
     lenient = TestClient(client.app, raise_server_exceptions=False)
     response = lenient.post(f"/api/conversations/{cid}/messages", headers=auth, json={"text": "hello"})
