@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-## run: install, then serve the demo help desk on http://127.0.0.1:8000 (SQLite + on-disk faiss in ./var)
+## run: install, then serve the demo help desk on http://127.0.0.1:8000 (SQLite in ./var: articles, vectors, models)
 run: install
 	HF_HUB_OFFLINE=1 $(BIN)/frontdesk serve
 

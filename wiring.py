@@ -24,11 +24,13 @@ from handoff.desk import AgentDesk
 from handoff.notify import ChangeNotifier
 from handoff.routing import TeamsConfig, load_teams
 from handoff.sla import SlaTarget
+from knowledge_index.approximate_index import AutoIndexConfig
 from knowledge_index.batching import BatchingEncoder
 from knowledge_index.encoder import Encoder, load_encoder
 from knowledge_index.fusion import RetrievalWeights
 from knowledge_index.importer import import_folder
 from knowledge_index.knowledge_base import KnowledgeBase
+from knowledge_index.vector_index import new_index
 from nlu.fitting import FitConfig
 from nlu.intent import IntentModel, ModelFiles, latest_model
 from nlu.model_factory import IntentModelFactory
@@ -136,8 +138,10 @@ def retrieval_weights(settings: Settings) -> RetrievalWeights:
 def build_knowledge_base(settings: Settings, db: Database, encoder: Encoder) -> KnowledgeBase:
     """The knowledge base over the database's articles (its indexes are empty until ``load``)."""
     k = settings.knowledge
+    auto = AutoIndexConfig(threshold=k.approximate_above, m=k.hnsw_m, ef_search=k.hnsw_ef_search,
+                           build_threads=k.hnsw_build_threads)
     return KnowledgeBase(SqlArticleRepository(db), encoder, k.index_kind, k.chunk_max_words,
-                         retrieval_weights(settings))
+                         retrieval_weights(settings), make_index=lambda dim: new_index(k.index_kind, dim, auto))
 
 
 def intent_fit_config(settings: Settings) -> FitConfig:

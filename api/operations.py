@@ -37,6 +37,7 @@ class ProcessOut(BaseModel):
     model_version: str = Field(description="the intent model this process serves")
     articles: int
     chunks: int
+    index_approximate: bool | None = Field(description="the chunk index searches an HNSW graph (kind auto, large)")
     change_feed_connected: bool
     change_feed_position: str = Field(description="how far this process has applied the change log (tx.id)")
     unprocessed_messages: int = Field(description="customer messages stored and not answered yet (all processes)")
@@ -57,7 +58,9 @@ async def process(services: ServicesDep, _: AdminDep) -> ProcessOut:
                 for j in services.leases.all()]
         return ProcessOut(process=services.owner, pid=os.getpid(), database=services.db.dialect,
                           model_version=services.serving.version, articles=len(services.knowledge.article_ids()),
-                          chunks=services.knowledge.chunk_count(), change_feed_connected=services.feed.connected,
+                          chunks=services.knowledge.chunk_count(),
+                          index_approximate=getattr(services.knowledge.index, "approximate", None),
+                          change_feed_connected=services.feed.connected,
                           change_feed_position=str(services.feed.position),
                           unprocessed_messages=services.conversations.unprocessed_count(), jobs=jobs)
 

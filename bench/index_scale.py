@@ -9,7 +9,7 @@ rebuild runs, and how long a full rebuild and a merge take.
 
 Data: ``clustered`` is synthetic (unit vectors around topic and sub-topic centres in a 384-d space with a
 decaying spectrum; tuned to be a little harder for HNSW than the real set at the same size); ``real`` is MiniLM
-(the product encoder) on the distinct texts of /work/shared/data (~52k short messages, FAQ answers and
+(the product encoder) on the distinct texts of ../shared/data (~52k short messages, FAQ answers and
 support replies), encoded once and cached in data-cache/, 1000 of them held out as queries.
 """
 
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import REPO_ROOT, latency_summary, loadavg, machine_info, wait_for_quiet, write_result
+from _common import REPO_ROOT, latency_summary, loadavg, machine_info, shared_data_dir, wait_for_quiet, write_result
 
 DIM = 384
-SHARED_DATA = Path("/work/shared/data")
+SHARED_DATA = shared_data_dir()
 EDIT = 5  # chunks per article edit
 
 

@@ -6,7 +6,7 @@ fixed time budget, then re-encodes the data with the tuned encoder and fits the 
 ``frontdesk evaluate`` does on frozen vectors. Prints and writes (``bench/results/intent_finetune-<time>.json``):
 fine-tune time, encode time, test accuracy/macro-F1 and the tuned encoder's per-message latency (ONNX export).
 
-    .venv/bin/python bench/intent_finetune.py /work/shared/data/banking77/banking77.jsonl --budget 180
+    .venv/bin/python bench/intent_finetune.py ../shared/data/banking77/banking77.jsonl --budget 180
 """
 
 from __future__ import annotations

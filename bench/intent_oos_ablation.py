@@ -7,7 +7,7 @@ reports on test: the false-out-of-scope rate reached and the out-of-scope recall
 
     .venv/bin/python bench/intent_oos_ablation.py demo/nlu/nlu.yml --test demo/eval/intents_heldout.jsonl \\
         --oos-test demo/eval/out_of_scope.jsonl
-    .venv/bin/python bench/intent_oos_ablation.py /work/shared/data/clinc150/clinc150.jsonl
+    .venv/bin/python bench/intent_oos_ablation.py ../shared/data/clinc150/clinc150.jsonl
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
-from bench._common import latency_summary, loadavg, machine_info, read_jsonl, write_result  # noqa: E402
+from bench._common import latency_summary, loadavg, machine_info, read_jsonl, shared_data_dir, write_result  # noqa: E402
 from nlu.rasa_backend import RasaClient  # noqa: E402
 from nlu.rasa_yaml import from_pairs  # noqa: E402
 from tools.rasa.project import (  # noqa: E402
@@ -38,7 +38,7 @@ from tools.rasa.project import (  # noqa: E402
     wait_ready,
 )
 
-DATA = Path("/work/shared/data/banking77/banking77.jsonl")
+DATA = shared_data_dir() / "banking77" / "banking77.jsonl"
 
 
 def _rss_mib(pid: int) -> float | None:

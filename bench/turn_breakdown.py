@@ -22,9 +22,9 @@ from _common import REPO_ROOT, latency_summary, machine_cpu_times, machine_info,
 from turn_latency import DEFAULT_MIX, Corpus, ScriptMaker
 
 # Repository methods the web handler and the pipeline call during a turn.
-STORE_METHODS = ("get_conversation", "begin_turn", "record_inbound", "turn_context", "transcript", "recent_conversations",
-                 "record_turn", "replies_to", "handoff_for_message", "get_message", "intent_history",
-                 "customer_profile")
+STORE_METHODS = ("get_conversation", "begin_turn", "record_inbound", "turn_context", "transcript",
+                 "recent_conversations", "record_turn", "replies_to", "handoff_for_message", "get_message",
+                 "intent_history", "customer_profile")
 
 
 class Timings:

@@ -37,7 +37,7 @@ import numpy as np
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
-from bench._common import latency_summary, machine_info, read_jsonl, write_result  # noqa: E402
+from bench._common import latency_summary, machine_info, read_jsonl, shared_data_dir, write_result  # noqa: E402
 from domain.models import IntentPrediction  # noqa: E402
 from nlu.training import encode_all  # noqa: E402
 from nlu.urgency import RuleUrgencyScorer, UrgencyContext  # noqa: E402
@@ -45,7 +45,7 @@ from nlu.urgency_model import LearnedUrgencyScorer, Thresholds  # noqa: E402
 from nlu.urgency_signals import DEFAULT_SIGNALS, SemanticMatcher, anger, negative, urgent  # noqa: E402
 from nlu.urgency_training import high_recall, macro_f1, outcome_table, rule_evidence, train_urgency  # noqa: E402
 
-SHARED = Path("/work/shared/data")
+SHARED = shared_data_dir()
 LEVEL_OF = {"low": 0, "medium": 1, "high": 2}
 NAMES = ("low", "normal", "high")
 NO_INTENT = IntentPrediction(None, 0.0, (), True, "bench")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -35,6 +37,18 @@ class Encoder(Protocol):
     dim: int
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created) for the block; released by the kernel if the process dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -170,12 +184,14 @@ def load_encoder(model: str, device: str = "cpu", threads: int = 2, hash_dim: in
         model_dir = resolve_model_path(model)
         try:
             onnx_path = onnx_cache_path(model_dir, cache_dir or model_dir / "onnx")
-            if not onnx_path.exists():
-                export_onnx(model_dir, onnx_path)
-            if quantize == "int8":
+            # Server processes starting together on one data folder export once: the others wait for it.
+            with _file_lock(onnx_path.with_name(onnx_path.name + ".lock")):
+                if not onnx_path.exists():
+                    export_onnx(model_dir, onnx_path)
                 int8_path = int8_cache_path(onnx_path)
-                if not int8_path.exists():
+                if quantize == "int8" and not int8_path.exists():
                     quantize_onnx(onnx_path, int8_path)
+            if quantize == "int8":
                 return OnnxEncoder(model + INT8_SUFFIX, model_dir, int8_path, threads, allow_spinning)
             return OnnxEncoder(model, model_dir, onnx_path, threads, allow_spinning)
         except (EncoderError, OSError) as e:

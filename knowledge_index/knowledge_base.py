@@ -150,23 +150,34 @@ class KnowledgeBase:
         """
         fresh = self._empty()
         ids = [a.id for a in self.repo.list_articles()]
-        chunks = encoded = 0
+        chunk_ids: list[int] = []
+        title_ids: list[int] = []
+        chunk_vectors: list[np.ndarray] = []
+        title_vectors: list[np.ndarray] = []
+        encoded = 0
         for start in range(0, len(ids), LOAD_BATCH):
             for article in self.repo.indexed_articles(ids[start : start + LOAD_BATCH]):
+                if not article.chunks:
+                    continue
                 vectors = article.vectors
-                if article.chunks and (vectors is None or vectors.encoder != self.encoder.name):
+                if vectors is None or vectors.encoder != self.encoder.name:
                     vectors = self._encode(article.title, article.tags, article.chunks)
                     encoded += len(article.chunks)
                     if store_vectors:
                         self.repo.save_vectors(article.id, vectors)
-                if vectors is not None:
-                    _add(fresh, article, vectors)
-                chunks += len(article.chunks)
+                entry = _remember(fresh, article)
+                chunk_ids.extend(entry.chunk_ids)
+                chunk_vectors.append(vectors.chunks)
+                title_ids.append(entry.title_key)
+                title_vectors.append(vectors.title.reshape(1, -1))
                 if progress:
                     progress(len(article.chunks))
+        if chunk_ids:  # one add per index: an approximate index builds its graph once
+            fresh.chunks.add(chunk_ids, np.concatenate(chunk_vectors))
+            fresh.titles.add(title_ids, np.concatenate(title_vectors))
         with self._write_lock:
             self._ix = fresh
-        return LoadReport(len(fresh.articles), chunks, encoded)
+        return LoadReport(len(fresh.articles), len(chunk_ids), encoded)
 
     def refresh(self, article_ids: Collection[str] | None) -> int:
         """Apply what changed in the repository to these articles (None: reload everything); returns how many
@@ -294,15 +305,20 @@ def _add(ix: _Indexes, article: IndexedArticle, vectors: ArticleVectors) -> None
     """Put an article (not in the indexes) into them."""
     if not article.chunks:
         return
-    chunk_ids = tuple(c.id for c in article.chunks)
-    entry = _ArticleEntry(article.title, tuple(article.tags), chunk_ids)
-    ix.chunks.add(chunk_ids, vectors.chunks)
+    entry = _remember(ix, article)
+    ix.chunks.add(entry.chunk_ids, vectors.chunks)
     ix.titles.add([entry.title_key], vectors.title.reshape(1, -1))
+
+
+def _remember(ix: _Indexes, article: IndexedArticle) -> _ArticleEntry:
+    """Everything about an article (with chunks) except its vectors: passages, title owner, word stems."""
+    entry = _ArticleEntry(article.title, tuple(article.tags), tuple(c.id for c in article.chunks))
     for chunk in article.chunks:
         ix.passages[chunk.id] = (chunk, article.title)
     ix.articles[article.id] = entry
     ix.title_owner[entry.title_key] = article.id
     ix.lexical.add(article.id, _lexical_text(entry, article.chunks))
+    return entry
 
 
 def _remove(ix: _Indexes, article_id: str) -> None:

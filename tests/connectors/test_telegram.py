@@ -237,16 +237,16 @@ def test_an_unreachable_bot_api_at_startup_means_503_until_it_answers(tmp_path: 
 def test_a_database_failure_asks_telegram_to_resend(telegram_client: TestClient, fake_telegram: FakeTelegram,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     conversations = services_of(telegram_client).conversations
-    real = conversations.record_inbound
+    real = conversations.begin_turn
 
     def database_down(*args: object, **kwargs: object) -> object:
         raise ConnectionError("database went away")
 
     body = update(4249, "is anybody there?", update_id=910_050)
-    monkeypatch.setattr(conversations, "record_inbound", database_down)
+    monkeypatch.setattr(conversations, "begin_turn", database_down)
     refused = deliver(telegram_client, body)
     assert refused.status_code == 503 and "retry" in refused.json()["error"]["message"]
-    monkeypatch.setattr(conversations, "record_inbound", real)
+    monkeypatch.setattr(conversations, "begin_turn", real)
     assert deliver(telegram_client, body).status_code == 200  # Telegram's re-send
     fake_telegram.wait_sent("4249")
     assert [m.text for m in transcript(telegram_client, 4249) if m.sender == Sender.CUSTOMER] == ["is anybody there?"]
