@@ -18,6 +18,12 @@ class DatabaseSettings(BaseModel):
 
     url: str = ""  # empty: a SQLite file under data_dir
     echo: bool = False
+    # PostgreSQL connections each process keeps open, and how many more it may open at a peak. Connections opened
+    # beyond the pool are closed again after use, and a PostgreSQL connection costs a process to start: under
+    # load, churn cost more CPU than the turns (docs/performance.md). PostgreSQL's max_connections must cover
+    # processes x (pool_size + max_overflow + 2).
+    pool_size: int = Field(default=20, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
 
 
 class EncoderSettings(BaseModel):

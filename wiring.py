@@ -117,7 +117,8 @@ class Services:
 def build_database(settings: Settings) -> Database:
     """The database, migrated to the newest schema (processes starting together take turns)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.db_url, echo=settings.database.echo)
+    db = Database(settings.db_url, echo=settings.database.echo, pool_size=settings.database.pool_size,
+                  max_overflow=settings.database.max_overflow)
     db.migrate()
     return db
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,8 +37,10 @@ from _common import (
     wait_for_quiet,
     write_result,
 )
+from lean_http import LeanClient, LeanHTTPError
 
 EVAL_DIR = REPO_ROOT / "demo" / "eval"
+CLIENT_ERRORS = (httpx.HTTPError, LeanHTTPError)
 OPENING_INTENTS = ("greet",)
 CLOSING_INTENTS = ("thank_you", "goodbye")
 DEFAULT_MIX = {"kb": 0.60, "unanswerable": 0.15, "smalltalk": 0.25}
@@ -149,7 +151,7 @@ class Recorder:
 class Driver:
     """Creates conversations and sends messages through the customer API."""
 
-    def __init__(self, client: httpx.AsyncClient, scripts: ScriptMaker) -> None:
+    def __init__(self, client: Any, scripts: ScriptMaker) -> None:
         self.client = client
         self.scripts = scripts
         self.recorder = Recorder()
@@ -157,14 +159,14 @@ class Driver:
     async def new_conversation(self) -> Conversation | None:
         t0 = time.perf_counter()
         try:
-            r = await self.client.post("/api/conversations", json={})
+            r = await self.client.post("/api/conversations", {})
             elapsed = (time.perf_counter() - t0) * 1000
             if r.status_code != 201:
                 self.recorder.create_errors += 1
                 self.recorder.note_error(f"create: HTTP {r.status_code} {r.text[:200]}")
                 return None
             body = r.json()
-        except httpx.HTTPError as e:
+        except CLIENT_ERRORS as e:
             self.recorder.create_errors += 1
             self.recorder.note_error(f"create: {type(e).__name__}: {e}")
             return None
@@ -180,7 +182,7 @@ class Driver:
         decision: str | None = None
         error: str | None = None
         try:
-            r = await self.client.post(f"/api/conversations/{conv.id}/messages", json=payload, headers=headers)
+            r = await self.client.post(f"/api/conversations/{conv.id}/messages", payload, headers)
             status = r.status_code
             if status == 200:
                 body = r.json()
@@ -189,7 +191,7 @@ class Driver:
                     conv.ended = True
             else:
                 error = f"HTTP {status}: {r.text[:200]}"
-        except httpx.HTTPError as e:
+        except CLIENT_ERRORS as e:
             error = f"{type(e).__name__}: {e}"
         t1 = time.perf_counter()
         sample = Sample(kind, (t1 - t0) * 1000, (t1 - scheduled) * 1000 if scheduled is not None else None,
@@ -383,14 +385,15 @@ class ServerProcess:
 # --- running a benchmark ----------------------------------------------------------------------------
 
 
-async def http_floor(client: httpx.AsyncClient, requests: int) -> dict[str, Any]:
+async def http_floor(client: Any, requests: int) -> dict[str, Any]:
     """Sequential ``GET /healthz``: the cost of HTTP + framework + client with no bot work."""
     ms: list[float] = []
     for _ in range(requests):
         t0 = time.perf_counter()
         r = await client.get("/healthz")
         ms.append((time.perf_counter() - t0) * 1000)
-        r.raise_for_status()
+        if r.status_code != 200:
+            raise SystemExit(f"GET /healthz answered {r.status_code}")
     return latency_summary(ms)
 
 
@@ -431,9 +434,8 @@ async def run_load(args: argparse.Namespace, base_url: str, server_pid: int | No
     rng = random.Random(args.seed)
     scripts = ScriptMaker(Corpus.load(), parse_mix(args.mix), args.conversation_length, rng)
     max_conn = max(args.concurrency, args.max_inflight if args.rates else 0) + 8
-    limits = httpx.Limits(max_connections=max_conn, max_keepalive_connections=max_conn)
     phases: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=args.timeout, limits=limits) as client:
+    async with _client(args.client, base_url, max_conn, args.timeout) as client:
         floor = await http_floor(client, args.floor_requests) if args.floor_requests else None
 
         warm = Driver(client, scripts)
@@ -480,6 +482,33 @@ async def run_load(args: argparse.Namespace, base_url: str, server_pid: int | No
                    "errors": sum(1 for s in warm.recorder.samples if s.error)},
         "phases": phases,
     }
+
+
+class _HttpxAdapter:
+    """httpx with the lean client's call shape."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.client.get(path)
+
+    async def post(self, path: str, json_body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.client.post(path, json=json_body, headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def _client(kind: str, base_url: str, max_connections: int, timeout: float) -> AsyncIterator[Any]:
+    if kind == "httpx":
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as client:
+            yield _HttpxAdapter(client)
+        return
+    lean = LeanClient(base_url, max_connections, timeout)
+    try:
+        yield lean
+    finally:
+        await lean.aclose()
 
 
 def cpu_block(phase: dict[str, Any], wall: float, cpu0: float | None, cpu1: float | None, client_cpu: float,
@@ -637,6 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights of message kinds: kb, unanswerable, smalltalk")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in seconds")
+    p.add_argument("--client", choices=("lean", "httpx"), default="lean",
+                   help="the load generator's HTTP client: lean (bench/lean_http.py, a fraction of httpx's CPU per "
+                        "request, so the client takes less of the cores it measures) or httpx")
     p.add_argument("--url", help="benchmark an already running server instead of starting one")
     p.add_argument("--server-pid", type=int, help="with --url: the server's pid, for CPU accounting and py-spy")
     p.add_argument("--database-url",

@@ -66,7 +66,13 @@ def _statements() -> SimpleNamespace:
                      other.c.created_at >= bindparam("since"))
               .scalar_subquery().label("recent"))
     head = select(c, cu.c.tier).join(cu, cu.c.id == c.c.customer_id).where(c.c.id == bindparam("cid"))
+    identities = cast(Table, CustomerIdentityRow.__table__)
     return SimpleNamespace(
+        identity_owner=select(identities.c.customer_id).where(identities.c.channel == bindparam("channel"),
+                                                              identities.c.external_id == bindparam("external_id")),
+        insert_customer=insert(cu).returning(cu.c.id),
+        insert_identity=insert(identities),
+        insert_conversation=insert(c),
         head=head,
         head_recent=head.add_columns(recent),
         insert_message=insert(m).returning(m.c.id),
@@ -111,30 +117,24 @@ class ConversationRepository:
         conversation_id: str | None = None,
     ) -> Conversation:
         """Start a conversation (a new UUID unless given); the customer is found by channel identity or created."""
-        with self.db.session() as s:
+        now = utcnow()
+        with self.db.begin() as conn:
             customer_id = None
             if identity is not None:
-                customer_id = s.scalar(
-                    select(CustomerIdentityRow.customer_id).where(
-                        CustomerIdentityRow.channel == identity.channel,
-                        CustomerIdentityRow.external_id == identity.external_id,
-                    )
-                )
+                customer_id = conn.scalar(_SQL.identity_owner, {"channel": identity.channel,
+                                                                "external_id": identity.external_id})
             if customer_id is None:
-                customer = CustomerRow(display_name=display_name, email=email)
-                s.add(customer)
-                s.flush()
-                customer_id = customer.id
+                customer_id = int(conn.execute(_SQL.insert_customer, {
+                    "display_name": display_name, "email": email, "tier": "standard", "created_at": now,
+                }).scalar_one())
                 if identity is not None:
-                    s.add(CustomerIdentityRow(customer_id=customer_id, channel=identity.channel,
-                                              external_id=identity.external_id))
-            row = ConversationRow(
-                id=conversation_id or str(uuid.uuid4()), customer_id=customer_id, channel=channel.value,
-                status=ConversationStatus.BOT.value, token_hash=token_hash, external_ref=external_ref,
-            )
-            s.add(row)
-            s.flush()
-            return _conversation(row)
+                    conn.execute(_SQL.insert_identity, {"customer_id": customer_id, "channel": identity.channel,
+                                                        "external_id": identity.external_id, "created_at": now})
+            values = {"id": conversation_id or str(uuid.uuid4()), "customer_id": customer_id,
+                      "channel": channel.value, "status": ConversationStatus.BOT.value, "token_hash": token_hash,
+                      "external_ref": external_ref, "created_at": now, "updated_at": now}
+            conn.execute(_SQL.insert_conversation, values)
+        return _conversation(SimpleNamespace(**values))
 
     def get_conversation(self, conversation_id: str) -> Conversation:
         """The conversation; raises NotFoundError."""
