@@ -102,8 +102,6 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server import create_app
-
     workers = args.workers if args.workers is not None else settings.server.workers
     if workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
@@ -112,6 +110,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.server.port
     # Live event streams never finish on their own; give them a few seconds, then close.
     if workers == 1:
+        from server import create_app
+
         uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(),
                     timeout_graceful_shutdown=5)
         return 0

@@ -603,7 +603,7 @@ def faq_eval(encoder: Any, name: str, data_dir: Path, thresholds: dict[str, tupl
         with knowledge_base(encoder, weights) as kb:
             for f in tqdm(faqs, desc=f"{name}: index {variant}", unit="faq", leave=False):
                 kb.upsert(Article(id=f["faq_id"], title=" ".join(f["question"].split())[:300],
-                                  body=bodies[f["faq_id"]].strip() or f["question"]), save=False)
+                                  body=bodies[f["faq_id"]].strip() or f["question"]))
             chunks = kb.chunk_count()
             ranked = rank_queries(kb, encoder, queries, f"{name} {variant}", vectors=query_vecs)
             latency = search_latency(kb, queries, query_vecs, rounds=1)

@@ -175,7 +175,7 @@ def load_encoder(model: str, device: str = "cpu", threads: int = 2, hash_dim: in
         from knowledge_index.onnx_encoder import (
             INT8_SUFFIX,
             OnnxEncoder,
-            export_onnx,
+            export_onnx_in_child,
             int8_cache_path,
             onnx_cache_path,
             quantize_onnx,
@@ -187,7 +187,7 @@ def load_encoder(model: str, device: str = "cpu", threads: int = 2, hash_dim: in
             # Server processes starting together on one data folder export once: the others wait for it.
             with _file_lock(onnx_path.with_name(onnx_path.name + ".lock")):
                 if not onnx_path.exists():
-                    export_onnx(model_dir, onnx_path)
+                    export_onnx_in_child(model_dir, onnx_path)
                 int8_path = int8_cache_path(onnx_path)
                 if quantize == "int8" and not int8_path.exists():
                     quantize_onnx(onnx_path, int8_path)

@@ -12,6 +12,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -191,8 +193,29 @@ def export_onnx(model_dir: Path, out_path: Path) -> Path:
     return out_path
 
 
+def export_onnx_in_child(model_dir: Path, out_path: Path, timeout: float = 900.0) -> Path:
+    """:func:`export_onnx` in a child process, so that the server process never imports torch (it would keep
+    ~500 MB of it resident for good; a process that only loads the export stays near 200 MB).
+
+    Raises:
+        EncoderError: the export failed (with the child's last lines of output).
+    """
+    done = subprocess.run([sys.executable, "-m", "knowledge_index.onnx_encoder", str(model_dir), str(out_path)],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0 or not out_path.exists():
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        raise EncoderError(f"exporting {model_dir} to ONNX failed: {tail}")
+    log.info("exported the encoder to %s", out_path)
+    return out_path
+
+
 def _max_seq_length(model_dir: Path) -> int:
     try:
         return int(json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"])
     except (OSError, KeyError, ValueError):
         return 256
+
+
+if __name__ == "__main__":  # python -m knowledge_index.onnx_encoder <model folder> <output .onnx>
+    logging.basicConfig(level=logging.WARNING)
+    export_onnx(Path(sys.argv[1]), Path(sys.argv[2]))
