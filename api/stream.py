@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import AgentDep, CustomerConversationDep, ServicesDep, TokenDep
 from api.schemas import MessageOut
-from domain.enums import Topic
+from domain.enums import EventKind, Topic
 from domain.errors import AuthenticationError
 from domain.models import Event
 from storage.tail import Position
@@ -36,7 +36,7 @@ PRESENCE_EVERY = timedelta(seconds=30)
 RECHECK_EVERY_SECONDS = 30.0  # a staff token is also re-checked this often (it may simply expire)
 # A wake-up whose event is not readable yet (an older transaction is still open on PostgreSQL): look again soon.
 SETTLE_SECONDS = (0.05, 0.1, 0.2, 0.4)
-CUSTOMER_KINDS = ("message.created", "conversation.status", "message.delivered")
+CUSTOMER_KINDS = (EventKind.MESSAGE_CREATED, EventKind.CONVERSATION_STATUS, EventKind.MESSAGE_DELIVERED)
 
 
 def _start(last_event_id: str | None, services: Services) -> Position:
@@ -143,9 +143,9 @@ async def conversation_stream(request: Request, services: ServicesDep, conversat
         return services.events.after(after, conversation_id=conversation.id, kinds=CUSTOMER_KINDS)
 
     def render(event: Event) -> dict[str, Any] | None:
-        if event.kind == "conversation.status":
+        if event.kind == EventKind.CONVERSATION_STATUS:
             return {"status": event.payload.get("status")}
-        if event.kind == "message.created":
+        if event.kind == EventKind.MESSAGE_CREATED:
             message = services.conversations.get_message(int(event.payload["message_id"]))
             return MessageOut.of(message).model_dump(mode="json")
         return None

@@ -120,3 +120,23 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"  # leased by one process until ``next_delivery_at``
     DELIVERED = "delivered"
     FAILED = "failed"  # kept; retried with back-off and shown to agents
+
+
+class EventKind(StrEnum):
+    """What an event in the event log says happened (live views stream these; the pages read the values)."""
+
+    CONVERSATION_STATUS = "conversation.status"
+    CSAT_RECEIVED = "csat.received"
+    CUSTOMER_MERGED = "customer.merged"
+    HANDOFF_CLAIMED = "handoff.claimed"
+    HANDOFF_CREATED = "handoff.created"
+    HANDOFF_ESCALATED = "handoff.escalated"
+    HANDOFF_INTENT_CORRECTED = "handoff.intent_corrected"
+    HANDOFF_REOPENED = "handoff.reopened"
+    HANDOFF_RESOLVED = "handoff.resolved"
+    HANDOFF_TRANSFERRED = "handoff.transferred"
+    MESSAGE_CREATED = "message.created"
+    MESSAGE_DELIVERED = "message.delivered"
+    MESSAGE_DELIVERY_FAILED = "message.delivery_failed"
+    NOTE_ADDED = "note.added"
+    SLA_BREACHED = "sla.breached"

@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Table, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from domain.enums import Channel, ConversationStatus, DeliveryStatus, MessageStatus, Sender
+from domain.enums import Channel, ConversationStatus, DeliveryStatus, EventKind, MessageStatus, Sender
 from domain.errors import NotFoundError
 from domain.models import (
     BotReply,
@@ -190,7 +190,7 @@ class ConversationRepository:
                 message_id = int(conn.execute(_SQL.insert_message, values).scalar_one())
                 if head.status == ConversationStatus.HUMAN.value:
                     # Agents watch conversations they own live; bot-phase chatter is not streamed.
-                    append_event(conn, "message.created", conversation_id=inbound.conversation_id,
+                    append_event(conn, EventKind.MESSAGE_CREATED, conversation_id=inbound.conversation_id,
                                  payload={"message_id": message_id, "sender": "customer"})
                 context = None
                 if since is not None:
@@ -393,7 +393,7 @@ class ConversationRepository:
                 row.payload = {**row.payload, "platform_id": platform_id}
             if resent:
                 row.payload = {**row.payload, "resent_after_interruption": True}
-            append_event(s, "message.delivered", conversation_id=row.conversation_id,
+            append_event(s, EventKind.MESSAGE_DELIVERED, conversation_id=row.conversation_id,
                          payload={"message_id": row.id})
             return True
 
@@ -410,7 +410,7 @@ class ConversationRepository:
             row.delivery_status, row.delivery_error, row.next_delivery_at = (DeliveryStatus.FAILED.value, error[:500],
                                                                               retry_at)
             row.delivery_owner = None
-            append_event(s, "message.delivery_failed", conversation_id=row.conversation_id,
+            append_event(s, EventKind.MESSAGE_DELIVERY_FAILED, conversation_id=row.conversation_id,
                          payload={"message_id": row.id, "attempts": row.delivery_attempts})
             return row.delivery_attempts
 
@@ -494,7 +494,7 @@ def _write_outputs(s: Any, conversation_id: str, replies: Sequence[BotReply], ha
     handoff_id = None
     if handoff is not None:
         handoff_id = insert_handoff(s, conversation_id, handoff, reply_to)
-        append_event(s, "conversation.status", conversation_id=conversation_id, payload={"status": "human"})
+        append_event(s, EventKind.CONVERSATION_STATUS, conversation_id=conversation_id, payload={"status": "human"})
     return [_stored(i, v) for i, v in zip(ids, rows, strict=True)], handoff_id
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from domain.enums import EventKind
 from domain.errors import NotFoundError, ValidationError
 from domain.models import CustomerIdentity, CustomerProfile, EarlierConversation
 from storage.db import Database, rowcount
@@ -117,7 +118,7 @@ class CustomerDirectory:
                                        .values(customer_id=into_id)))
             s.flush()
             s.delete(other)
-            append_event(s, "customer.merged", actor=actor,
+            append_event(s, EventKind.CUSTOMER_MERGED, actor=actor,
                          payload={"into": into_id, "from": from_id, "conversations": moved})
             s.flush()
             return build_profile(s, into)

@@ -13,7 +13,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from domain.enums import ConversationStatus, HandoffState, Sender
+from domain.enums import ConversationStatus, EventKind, HandoffState, Sender
 from domain.errors import ConflictError, NotFoundError
 from domain.models import Handoff, Note, StoredMessage
 from storage.conversations import message_of
@@ -59,8 +59,8 @@ class DeskStore:
                 if row.state == HandoffState.CLAIMED.value and row.claimed_by == agent:
                     return handoff_of(row)  # a double click is not an error
                 raise _state_conflict(row, agent)
-            append_event(s, "handoff.claimed", handoff_id=row.id, conversation_id=row.conversation_id, team=row.team,
-                         actor=agent)
+            append_event(s, EventKind.HANDOFF_CLAIMED, handoff_id=row.id, conversation_id=row.conversation_id,
+                         team=row.team, actor=agent)
             return handoff_of(row)
 
     # --- messages and notes ------------------------------------------------------------------
@@ -81,7 +81,7 @@ class DeskStore:
             now = utcnow()
             if row.state == HandoffState.OPEN.value:
                 row.state, row.claimed_by, row.claimed_at = HandoffState.CLAIMED.value, agent, now
-                append_event(s, "handoff.claimed", handoff_id=row.id, conversation_id=row.conversation_id,
+                append_event(s, EventKind.HANDOFF_CLAIMED, handoff_id=row.id, conversation_id=row.conversation_id,
                              team=row.team, actor=agent)
             if row.first_response_at is None:
                 row.first_response_at = now
@@ -93,7 +93,7 @@ class DeskStore:
             s.add(message)
             s.flush()
             stored = message_of(message)
-            append_event(s, "message.created", handoff_id=row.id, conversation_id=row.conversation_id,
+            append_event(s, EventKind.MESSAGE_CREATED, handoff_id=row.id, conversation_id=row.conversation_id,
                          team=row.team, actor=agent, payload={"message_id": message.id, "sender": "agent"})
             return stored
 
@@ -104,7 +104,7 @@ class DeskStore:
             note = HandoffNoteRow(handoff_id=handoff_id, author=author, text=text)
             s.add(note)
             s.flush()
-            append_event(s, "note.added", handoff_id=handoff_id, conversation_id=row.conversation_id,
+            append_event(s, EventKind.NOTE_ADDED, handoff_id=handoff_id, conversation_id=row.conversation_id,
                          team=row.team, actor=author, payload={"note_id": note.id})
             return Note(note.id, note.handoff_id, note.author, note.text, note.created_at)
 
@@ -124,7 +124,8 @@ class DeskStore:
             if row.state == HandoffState.RESOLVED.value:
                 raise ConflictError("this conversation is resolved; reopen it before transferring")
             before = f"{row.team} tier {row.tier}"
-            kind = "handoff.escalated" if tier > row.tier and team == row.team else "handoff.transferred"
+            escalated = tier > row.tier and team == row.team
+            kind = EventKind.HANDOFF_ESCALATED if escalated else EventKind.HANDOFF_TRANSFERRED
             row.team, row.tier = team, tier
             row.state, row.claimed_by, row.claimed_at = HandoffState.OPEN.value, None, None
             row.updated_at = utcnow()
@@ -147,7 +148,7 @@ class DeskStore:
                     predicted_intent=prediction.intent if prediction else row.intent, corrected_intent=intent,
                     model_version=prediction.model_version if prediction else None, source="agent",
                     corrected_by=actor))
-            append_event(s, "handoff.intent_corrected", handoff_id=row.id, conversation_id=row.conversation_id,
+            append_event(s, EventKind.HANDOFF_INTENT_CORRECTED, handoff_id=row.id, conversation_id=row.conversation_id,
                          team=row.team, actor=actor, payload={"intent": intent})
             return handoff_of(row)
 
@@ -171,10 +172,10 @@ class DeskStore:
                                      next_delivery_at=now if delivery_status else None)
                 s.add(message)
                 s.flush()
-            append_event(s, "handoff.resolved", handoff_id=row.id, conversation_id=row.conversation_id,
+            append_event(s, EventKind.HANDOFF_RESOLVED, handoff_id=row.id, conversation_id=row.conversation_id,
                          team=row.team, actor=actor, payload={"status": "bot"})
             if message is not None:
-                append_event(s, "message.created", handoff_id=row.id, conversation_id=row.conversation_id,
+                append_event(s, EventKind.MESSAGE_CREATED, handoff_id=row.id, conversation_id=row.conversation_id,
                              team=row.team, payload={"message_id": message.id, "sender": "bot"})
             return handoff_of(row), message_of(message) if message is not None else None
 
@@ -191,7 +192,7 @@ class DeskStore:
             row.first_response_due, row.resolution_due = first_response_due, resolution_due
             row.first_response_breached = row.resolution_breached = False
             _set_status(s, row.conversation_id, ConversationStatus.HUMAN)
-            append_event(s, "handoff.reopened", handoff_id=row.id, conversation_id=row.conversation_id,
+            append_event(s, EventKind.HANDOFF_REOPENED, handoff_id=row.id, conversation_id=row.conversation_id,
                          team=row.team, actor=actor, payload={"status": "human"})
             return handoff_of(row)
 
@@ -210,7 +211,7 @@ class DeskStore:
             if s.scalar(select(CsatRow.id).where(CsatRow.handoff_id == row.id)) is not None:
                 raise ConflictError("this conversation was already rated")
             s.add(CsatRow(conversation_id=conversation_id, handoff_id=row.id, score=score, comment=comment))
-            append_event(s, "csat.received", handoff_id=row.id, conversation_id=conversation_id, team=row.team,
+            append_event(s, EventKind.CSAT_RECEIVED, handoff_id=row.id, conversation_id=conversation_id, team=row.team,
                          payload={"score": score})
             return row.id
 
@@ -244,7 +245,7 @@ class DeskStore:
                                  .execution_options(synchronize_session=False)).all()
                 for row in sorted(rows, key=lambda r: r.id):
                     flagged.append((row.id, target))
-                    append_event(s, "sla.breached", handoff_id=row.id, conversation_id=row.conversation_id,
+                    append_event(s, EventKind.SLA_BREACHED, handoff_id=row.id, conversation_id=row.conversation_id,
                                  team=row.team, payload={"target": target, "urgency": row.urgency})
         return flagged
 
@@ -309,4 +310,4 @@ def _state_conflict(row: HandoffRow, agent: str) -> ConflictError:
 def _set_status(s: Session, conversation_id: str, status: ConversationStatus) -> None:
     s.execute(update(ConversationRow).where(ConversationRow.id == conversation_id)
               .values(status=status.value, updated_at=utcnow()))
-    append_event(s, "conversation.status", conversation_id=conversation_id, payload={"status": status.value})
+    append_event(s, EventKind.CONVERSATION_STATUS, conversation_id=conversation_id, payload={"status": status.value})

@@ -8,6 +8,7 @@ from sqlalchemy import Table, insert, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from domain.enums import EventKind
 from domain.models import Event
 from storage.db import Database
 from storage.tables import EventRow, utcnow
@@ -17,11 +18,11 @@ _EVENTS = cast(Table, EventRow.__table__)
 _INSERT = insert(_EVENTS)  # built once: executed with new values only
 
 
-def append_event(s: Session | Connection, kind: str, *, handoff_id: int | None = None,
+def append_event(s: Session | Connection, kind: EventKind, *, handoff_id: int | None = None,
                  conversation_id: str | None = None, team: str | None = None, actor: str | None = None,
                  payload: dict[str, Any] | None = None) -> None:
     """Add an event in the caller's transaction (so it exists exactly when the change does)."""
-    s.execute(_INSERT, {"kind": kind, "handoff_id": handoff_id, "conversation_id": conversation_id, "team": team,
+    s.execute(_INSERT, {"kind": kind.value, "handoff_id": handoff_id, "conversation_id": conversation_id, "team": team,
                         "actor": actor, "payload": payload or {}, "created_at": utcnow()})
 
 

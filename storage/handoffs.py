@@ -9,7 +9,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from domain.enums import HandoffState, Urgency
+from domain.enums import EventKind, HandoffState, Urgency
 from domain.errors import NotFoundError
 from domain.models import Handoff, HandoffDraft
 from storage.db import Database
@@ -30,7 +30,7 @@ def insert_handoff(s: Session | Connection, conversation_id: str, draft: Handoff
         required_skills=list(draft.required_skills), queued_at=now, created_at=now, updated_at=now,
         first_response_due=draft.first_response_due, resolution_due=draft.resolution_due,
     ).returning(handoffs.c.id)).scalar_one())
-    append_event(s, "handoff.created", handoff_id=handoff_id, conversation_id=conversation_id, team=draft.team,
+    append_event(s, EventKind.HANDOFF_CREATED, handoff_id=handoff_id, conversation_id=conversation_id, team=draft.team,
                  payload={"urgency": draft.urgency.value, "reason": draft.reason.value})
     return handoff_id
 

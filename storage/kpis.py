@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, not_, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
-from domain.enums import Channel, DecisionKind, Sender, Urgency
+from domain.enums import Channel, DecisionKind, EventKind, Sender, Urgency
 from domain.kpis import (
     AnswerFeedback,
     ConversationVolume,
@@ -263,7 +263,7 @@ def _breach_events() -> Any:
     return (select(EventRow.handoff_id.label("handoff_id"),
                    func.max(_flag(target == "first_response")).label("first_response"),
                    func.max(_flag(target == "resolution")).label("resolution"))
-            .where(EventRow.kind == "sla.breached", EventRow.handoff_id.is_not(None))
+            .where(EventRow.kind == EventKind.SLA_BREACHED.value, EventRow.handoff_id.is_not(None))
             .group_by(EventRow.handoff_id).subquery())
 
 
