@@ -397,11 +397,6 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.data_dir / 'frontdesk.db'}"
 
     @property
-    def index_dir(self) -> Path:
-        """Folder of the on-disk vector index."""
-        return self.data_dir / "index"
-
-    @property
     def model_dir(self) -> Path:
         """Folder of trained intent models."""
         return self.data_dir / "models"

@@ -9,10 +9,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -22,7 +22,6 @@ from tests.conftest import POSTGRES_URL, REPO
 
 ADMIN_PASSWORD = "cluster-admin-password"
 _LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-T = TypeVar("T")
 
 # Short timings so that the tests see background work happen within seconds.
 FAST = {
@@ -139,19 +138,6 @@ def servers(names: tuple[str, ...], base: Path, database_url: str, env: Mapping[
             server.stop()
 
 
-def wait_until(check: Callable[[], T | None], timeout: float = 15.0, what: str = "the condition",
-               every: float = 0.05) -> T:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
-
-
 def login(url: str, username: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
     """Staff authorization headers."""
     response = httpx.post(f"{url}/api/auth/login", json={"username": username, "password": password}, timeout=30)
@@ -183,6 +169,14 @@ def say(url: str, conversation: str, auth: dict[str, str], text: str, key: str |
                           timeout=timeout)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+def top_hit(url: str, headers: dict[str, str], question: str) -> str | None:
+    """The article a process's knowledge base ranks first for ``question`` ("try a question", editors)."""
+    response = httpx.post(f"{url}/api/articles/try", json={"text": question}, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    hits = response.json()["hits"]
+    return hits[0]["article_id"] if hits else None
 
 
 def process_view(url: str, admin: dict[str, str]) -> dict[str, Any]:

@@ -28,11 +28,11 @@ from tests.cluster.servers import (
     new_conversation,
     say,
     servers,
-    wait_until,
 )
 from tests.fakes.runner import serve_in_thread
 from tests.fakes.slack_api import TEAM_ID, FakeSlack
 from tests.fakes.telegram_api import FakeTelegram
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 

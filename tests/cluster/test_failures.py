@@ -25,10 +25,11 @@ from tests.cluster.servers import (
     new_conversation,
     process_view,
     servers,
-    wait_until,
+    top_hit,
 )
 from tests.fakes.runner import serve_in_thread
 from tests.fakes.telegram_api import FakeTelegram
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 
@@ -230,12 +231,8 @@ def test_a_postgres_restart_under_load_gives_503_then_recovers_by_itself(tmp_pat
         article = {"title": "Echidna spines", "body": "Echidna spines are trimmed at the monotreme salon."}
         assert httpx.put(f"{a.url}/api/articles/echidna", json=article, headers=editor, timeout=30).is_success
 
-        def found_on_b() -> bool:
-            hits = httpx.post(f"{b.url}/api/articles/try", json={"text": "echidna spines monotreme salon"},
-                              headers=editor, timeout=30).json()["hits"]
-            return bool(hits) and hits[0]["article_id"] == "echidna"
-
-        wait_until(found_on_b, what="b to follow changes again", timeout=30)
+        wait_until(lambda: top_hit(b.url, editor, "echidna spines monotreme salon") == "echidna",
+                   what="b to follow changes again", timeout=30)
 
 
 @pytest.fixture
@@ -252,12 +249,8 @@ def test_two_processes_on_one_sqlite_file_follow_each_other(sqlite_pair: tuple[S
     article = {"title": "Numbat sightings", "body": "Report numbat sightings to the termite desk."}
     assert httpx.put(f"{a.url}/api/articles/numbat", json=article, headers=editor, timeout=30).is_success
 
-    def found_on_b() -> bool:
-        hits = httpx.post(f"{b.url}/api/articles/try", json={"text": "numbat sightings termite desk"},
-                          headers=editor, timeout=30).json()["hits"]
-        return bool(hits) and hits[0]["article_id"] == "numbat"
-
-    wait_until(found_on_b, what="b to find a's article", timeout=30)
+    wait_until(lambda: top_hit(b.url, editor, "numbat sightings termite desk") == "numbat",
+               what="b to find a's article", timeout=30)
     assert process_view(a.url, editor)["model_version"] == process_view(b.url, editor)["model_version"]
 
 

@@ -24,9 +24,10 @@ from tests.cluster.servers import (
     process_view,
     say,
     servers,
-    wait_until,
+    top_hit,
 )
 from tests.conftest import REPO
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 
@@ -50,13 +51,6 @@ def pair(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
         yield a, b
 
 
-def _top_hit(server: Server, editor: dict[str, str], question: str) -> str | None:
-    response = httpx.post(f"{server.url}/api/articles/try", json={"text": question}, headers=editor, timeout=30)
-    assert response.status_code == 200, response.text
-    hits = response.json()["hits"]
-    return hits[0]["article_id"] if hits else None
-
-
 def test_processes_started_together_on_an_empty_database_share_one_seed_and_one_model(
         pair: tuple[Server, Server]) -> None:
     a, b = pair
@@ -77,7 +71,7 @@ def test_an_article_edited_through_one_process_is_answered_from_by_the_other(pai
     editor = login(a.url)
     created = httpx.put(f"{a.url}/api/articles/quokka-passport", json=ARTICLE, headers=editor, timeout=30)
     assert created.status_code == 200, created.text
-    wait_until(lambda: _top_hit(b, editor, QUESTION) == "quokka-passport", what="b to find the new article")
+    wait_until(lambda: top_hit(b.url, editor, QUESTION) == "quokka-passport", what="b to find the new article")
     conversation, auth = new_conversation(b.url)
     turn = say(b.url, conversation, auth, QUESTION)
     cited = {c["url"] for reply in turn["replies"] for c in reply.get("citations", [])}
@@ -86,12 +80,12 @@ def test_an_article_edited_through_one_process_is_answered_from_by_the_other(pai
     edited = {**ARTICLE, "title": "Platypus licence", "tags": ["platypus"],
               "body": "Apply for a platypus licence online.\n\n## Steps\nFill in the platypus licence form."}
     assert httpx.put(f"{a.url}/api/articles/quokka-passport", json=edited, headers=editor, timeout=30).is_success
-    wait_until(lambda: _top_hit(b, editor, "platypus licence form") == "quokka-passport", what="the edit on b")
+    wait_until(lambda: top_hit(b.url, editor, "platypus licence form") == "quokka-passport", what="the edit on b")
     hits = httpx.post(f"{b.url}/api/articles/try", json={"text": QUESTION}, headers=editor, timeout=30).json()["hits"]
     assert all("zebra" not in h["passage"] for h in hits)  # the old text is gone everywhere
 
     assert httpx.delete(f"{a.url}/api/articles/quokka-passport", headers=editor, timeout=30).status_code == 204
-    wait_until(lambda: _top_hit(b, editor, "platypus licence form") != "quokka-passport", what="the delete on b")
+    wait_until(lambda: top_hit(b.url, editor, "platypus licence form") != "quokka-passport", what="the delete on b")
     turn = say(b.url, conversation, auth, "platypus licence form")
     cited = {c["url"] for reply in turn["replies"] for c in reply.get("citations", [])}
     assert "/help/articles/quokka-passport" not in cited
@@ -111,7 +105,7 @@ def test_a_cli_import_into_the_running_deployment_reaches_every_process(pair: tu
     editor = login(pair[0].url)
     for server in pair:
         def found(s: Server = server) -> bool:
-            return _top_hit(s, editor, "wombat parking permit marsupial desk") == "wombat-parking"
+            return top_hit(s.url, editor, "wombat parking permit marsupial desk") == "wombat-parking"
 
         wait_until(found, what=f"{server.name} to find the imported article")
 

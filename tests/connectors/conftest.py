@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -111,18 +110,6 @@ def services_of(client: TestClient) -> Services:
     """The app's services (built in its lifespan)."""
     services: Services = cast(FastAPI, client.app).state.services
     return services
-
-
-def wait_until(check: Callable[[], T | None], timeout: float = 10.0, what: str = "the condition") -> T:
-    """Poll ``check`` until it returns something truthy (work done in background threads and tasks)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def run_delivery(client: TestClient, now: datetime) -> tuple[int, int]:

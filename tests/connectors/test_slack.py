@@ -25,9 +25,9 @@ from tests.connectors.conftest import (
     run_delivery,
     services_of,
     slack_settings,
-    wait_until,
 )
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

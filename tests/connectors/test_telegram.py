@@ -32,9 +32,9 @@ from tests.connectors.conftest import (
     run_delivery,
     services_of,
     telegram_settings,
-    wait_until,
 )
 from tests.fakes.telegram_api import FakeTelegram
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
