@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.handover import HandoffPlanner
 from bot.policy import DecisionInput, asks_for_human, decide
-from bot.ports import ConversationStore, CsatRecorder, QueryEncoder, Retriever, Router
+from bot.ports import ConversationStore, CsatRecorder, Retriever, Router
 from bot.replies import ERROR_TEXT, FOLLOW_UP_TEXT, ReplyComposer, csat_thanks
 from domain.enums import ConversationStatus, DecisionKind, HandoffReason, MessageStatus, Sender, Urgency
 from domain.errors import ConflictError
@@ -27,6 +27,7 @@ from domain.models import (
     TurnResult,
     UrgencyAssessment,
 )
+from domain.ports import Encoder
 from nlu.intent import IntentClassifier
 from nlu.urgency import UrgencyContext, UrgencyScorer
 from settings import PolicySettings
@@ -41,7 +42,7 @@ class TurnPipeline:
     """``handle(inbound) -> TurnResult``; every step is a line in :meth:`_run`."""
 
     store: ConversationStore
-    encoder: QueryEncoder
+    encoder: Encoder
     classifier: IntentClassifier
     urgency: UrgencyScorer
     retriever: Retriever

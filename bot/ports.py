@@ -69,14 +69,6 @@ class Retriever(Protocol):
     def search(self, query: np.ndarray, k: int = 8, text: str | None = None) -> list[SearchHit]: ...
 
 
-class QueryEncoder(Protocol):
-    """Sentence encoder (``knowledge_index.encoder.Encoder``)."""
-
-    name: str
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
 class Router(Protocol):
     """Intent -> team (``handoff.routing.TeamsConfig``)."""
 

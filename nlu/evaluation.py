@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from domain.models import IntentPrediction
+from domain.ports import Encoder
 from nlu.calibration import expected_calibration_error
 from nlu.fitting import FitConfig, HeldOut, Method, fit_intent_head
 from nlu.intent import IntentModel
 from nlu.labelled_data import LabelledExample, check_labelled, read_labelled, stratified_split
 from nlu.metrics import score_predictions
-from nlu.training import TextEncoder
 from nlu.vector_cache import encode_cached
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def _vectors(examples: Sequence[LabelledExample], lookup: dict[str, np.ndarray],
     return np.array([lookup[e.text] for e in examples], dtype=np.float32).reshape(len(examples), dim)
 
 
-def evaluate(plan: EvaluationPlan, encoder: TextEncoder, config: FitConfig, cache_dir: Path | None,
+def evaluate(plan: EvaluationPlan, encoder: Encoder, config: FitConfig, cache_dir: Path | None,
              min_examples: int = 2, progress: bool = False) -> tuple[dict[str, Any], list[str | None],
                                                                      list[str | None]]:
     """Train every method of the plan on the train split and score it on the test split.
@@ -189,7 +189,7 @@ def _percentiles(name: str, values: list[float]) -> dict[str, float]:
             f"{name}_p95": round(float(np.percentile(values, 95)), 3)}
 
 
-def _encode_latency(encoder: TextEncoder, texts: list[str], samples: int) -> list[float]:
+def _encode_latency(encoder: Encoder, texts: list[str], samples: int) -> list[float]:
     """Milliseconds to encode one message at a time, as the pipeline does (after one warm-up call)."""
     if texts:
         encoder.encode(texts[:1])

@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from domain.errors import ConflictError, NotFoundError, ValidationError
+from domain.ports import Encoder
 from nlu.heldout import HELDOUT_RULE, HeldOutSplit, heldout_scores, split_heldout
 from nlu.intent import check_training_data
 from nlu.rasa_yaml import NluData, dump_nlu, from_pairs, read_nlu
 from nlu.review import Cluster, cluster, reasons_for
-from nlu.trainer_ports import Encoder, ModelFactory, Progress, TrainedModel, TrainerStorePort
+from nlu.trainer_ports import ModelFactory, Progress, TrainedModel, TrainerStorePort
 
 log = logging.getLogger(__name__)
 

@@ -45,12 +45,6 @@ class ModelFactory(Protocol[M]):
         ...
 
 
-class Encoder(Protocol):
-    """The shared sentence encoder."""
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
 class TrainerStorePort(Protocol):
     """``storage.trainer.TrainerStore``."""
 

@@ -6,11 +6,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
 
+from domain.ports import Encoder
 from nlu.fitting import FitConfig, Progress, fit_intent_head
 from nlu.intent import METHOD_PREFIX, IntentModel, ModelFiles, check_training_data, load_model, model_version
 from nlu.rasa_yaml import read_nlu, read_nlu_tolerant
@@ -18,15 +18,7 @@ from nlu.rasa_yaml import read_nlu, read_nlu_tolerant
 log = logging.getLogger(__name__)
 
 
-class TextEncoder(Protocol):
-    """The slice of knowledge_index's Encoder that training needs."""
-
-    name: str
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def encode_all(encoder: TextEncoder, texts: Sequence[str], progress: bool = False, batch: int = 64,
+def encode_all(encoder: Encoder, texts: Sequence[str], progress: bool = False, batch: int = 64,
                desc: str = "Encoding examples") -> np.ndarray:
     """Encode many texts in batches, with an optional progress bar."""
     parts = []
@@ -62,7 +54,7 @@ def train_model(pairs: Sequence[tuple[str, str]], oos_texts: Sequence[str], vect
 
 
 def load_or_train(
-    training_data: Path, encoder: TextEncoder, files: ModelFiles, config: FitConfig,
+    training_data: Path, encoder: Encoder, files: ModelFiles, config: FitConfig,
     min_examples: int = 2, progress: bool = False,
 ) -> IntentModel:
     """The classifier for the current training data, trained only when no stored model matches.

@@ -21,8 +21,9 @@ import numpy as np
 from domain.enums import Urgency
 from domain.errors import ConfigurationError
 from domain.models import IntentPrediction, UrgencyAssessment
+from domain.ports import Encoder
 from nlu.urgency import RuleUrgencyScorer, UrgencyContext, UrgencyScorer
-from nlu.urgency_signals import SemanticMatcher, TextEncoder
+from nlu.urgency_signals import SemanticMatcher
 from settings import UrgencySettings
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class LearnedUrgencyScorer:
     soft boosts then apply exactly as in :class:`~nlu.urgency.RuleUrgencyScorer`, so safety stays critical.
     """
 
-    def __init__(self, rules: RuleUrgencyScorer, model: UrgencyModel, encoder: TextEncoder) -> None:
+    def __init__(self, rules: RuleUrgencyScorer, model: UrgencyModel, encoder: Encoder) -> None:
         if model.encoder != encoder.name:
             raise ConfigurationError(f"the urgency model was trained on vectors of {model.encoder!r}, but the "
                                      f"encoder is {encoder.name!r}; retrain it with frontdesk train-urgency")
@@ -163,7 +164,7 @@ class LearnedUrgencyScorer:
         return ev.resolve(rank, reasons)
 
 
-def build_urgency_scorer(priors: Mapping[str, Urgency], encoder: TextEncoder,
+def build_urgency_scorer(priors: Mapping[str, Urgency], encoder: Encoder,
                          settings: UrgencySettings) -> UrgencyScorer:
     """The configured scorer: rules (with semantic signals on a real encoder), plus the model if one is set.
 
@@ -180,7 +181,7 @@ def build_urgency_scorer(priors: Mapping[str, Urgency], encoder: TextEncoder,
     return LearnedUrgencyScorer(rules, model, encoder)
 
 
-def build_rules(priors: Mapping[str, Urgency], encoder: TextEncoder, settings: UrgencySettings) -> RuleUrgencyScorer:
+def build_rules(priors: Mapping[str, Urgency], encoder: Encoder, settings: UrgencySettings) -> RuleUrgencyScorer:
     """The rule scorer as configured; training uses the same one, so the model sees the same signals."""
     # The hash test encoder has no notion of meaning: similarity to the prototypes would be noise.
     semantic = None

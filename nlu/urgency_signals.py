@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from domain.enums import Urgency
+from domain.ports import Encoder
 
 
 @dataclass(frozen=True)
@@ -190,14 +190,6 @@ def urgent(text: str) -> str | None:
     return f"'{match.group(0)}'" if match else None
 
 
-class TextEncoder(Protocol):
-    """The slice of knowledge_index's Encoder that semantic signals need."""
-
-    name: str
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
 class SemanticMatcher:
     """Cosine similarity of a message vector to each signal's prototype sentences.
 
@@ -205,7 +197,7 @@ class SemanticMatcher:
     messages; vectors from another encoder are not comparable and are refused.
     """
 
-    def __init__(self, encoder: TextEncoder, signals: Sequence[Signal] = DEFAULT_SIGNALS) -> None:
+    def __init__(self, encoder: Encoder, signals: Sequence[Signal] = DEFAULT_SIGNALS) -> None:
         self.encoder = encoder
         self.signals = tuple(s for s in signals if s.prototypes)
         sentences = [p for s in self.signals for p in s.prototypes]

@@ -15,10 +15,10 @@ import numpy as np
 from domain.enums import Urgency
 from domain.errors import SourceFileError, SourceProblem, ValidationError
 from domain.models import IntentPrediction
+from domain.ports import Encoder
 from nlu.training import encode_all
 from nlu.urgency import RuleEvidence, RuleUrgencyScorer, UrgencyContext
 from nlu.urgency_model import LEVELS, Thresholds, UrgencyModel
-from nlu.urgency_signals import TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def _probabilities(x: np.ndarray, coef: np.ndarray, intercept: np.ndarray, mean:
     return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
 
-def train_from_jsonl(path: Path, encoder: TextEncoder, rules: RuleUrgencyScorer, out: Path | None,
+def train_from_jsonl(path: Path, encoder: Encoder, rules: RuleUrgencyScorer, out: Path | None,
                      min_high_recall: float = 0.9, seed: int = 13, progress: bool = False,
                      folds: int = 5) -> TrainingReport:
     """Read, encode (with a progress bar), train and save; the CLI's ``train-urgency``."""

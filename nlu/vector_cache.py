@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nlu.training import TextEncoder, encode_all
+from domain.ports import Encoder
+from nlu.training import encode_all
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def cache_key(encoder_name: str, texts: Sequence[str]) -> str:
     return f"{safe}-{len(texts)}-{digest.hexdigest()[:16]}"
 
 
-def encode_cached(encoder: TextEncoder, texts: Sequence[str], cache_dir: Path | None,
+def encode_cached(encoder: Encoder, texts: Sequence[str], cache_dir: Path | None,
                   progress: bool = False, desc: str = "Encoding") -> np.ndarray:
     """Vectors of ``texts``, read from ``cache_dir`` when encoded before (plain ``.npy``, no pickle).
 

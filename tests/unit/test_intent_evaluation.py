@@ -127,7 +127,7 @@ class CountingEncoder:
 
     def __init__(self) -> None:
         self.inner = HashEncoder(32)
-        self.name = self.inner.name
+        self.name, self.dim = self.inner.name, self.inner.dim
         self.encoded = 0
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
