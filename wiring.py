@@ -20,6 +20,7 @@ from cluster.jobs import process_owner
 from connectors.delivery import ChannelSender
 from domain.enums import Channel, Role, Topic, Urgency
 from domain.errors import ConfigurationError, SourceFileError, ValidationError
+from domain.trainer import VersionStatus
 from handoff.desk import AgentDesk
 from handoff.notify import ChangeNotifier
 from handoff.routing import TeamsConfig, load_teams
@@ -302,7 +303,7 @@ def _serving_model(store: TrainerStore, factory: IntentModelFactory, startup: In
     active when no version is active yet, when the active version's file is gone, or when the training
     data changed (the file is the source of truth for a deployment).
     """
-    store.register_version(startup.version, factory.method, "candidate", 0, {}, STARTUP)
+    store.register_version(startup.version, factory.method, VersionStatus.CANDIDATE, 0, {}, STARTUP)
     active = store.active_version()
     if active is not None and active.version != startup.version and active.created_by != STARTUP:
         loaded = factory.load(active.version)

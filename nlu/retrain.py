@@ -17,6 +17,7 @@ import numpy as np
 
 from domain.errors import ConflictError, NotFoundError, ValidationError
 from domain.ports import Encoder
+from domain.trainer import JobStatus, ReviewAction, VersionStatus
 from nlu.heldout import HELDOUT_RULE, HeldOutSplit, heldout_scores, split_heldout
 from nlu.intent import check_training_data
 from nlu.rasa_yaml import NluData, dump_nlu, from_pairs, read_nlu
@@ -75,7 +76,6 @@ class RegressionCasesFailed(ConflictError):
                          f"{listed}{more}. Fix the data and retrain, or activate with force")
 
 
-ACTIONS = ("relabel", "add_example", "mark_oos", "ignore")
 # How the active model is scored on the held-out slice (recorded with each comparison, shown on the page):
 # "served": the serving model itself (it was trained without the slice); "refit": the startup model learnt from
 # all of nlu.yml, so its recipe (nlu.yml, same method) is fitted again without the slice; "served_unsure": the
@@ -142,9 +142,11 @@ class TrainerLoop:
         relabel: the message becomes an example of ``intent``; add_example: an example of ``intent`` (the
         prediction confirmed); mark_oos: an out-of-scope example; ignore: only leaves the inbox.
         """
-        if action not in ACTIONS:
-            raise ValidationError(f"unknown action '{action}'; use one of {', '.join(ACTIONS)}")
-        if action in ("relabel", "add_example"):
+        try:
+            action = ReviewAction(action)
+        except ValueError as e:
+            raise ValidationError(f"unknown action '{action}'; use one of {', '.join(ReviewAction)}") from e
+        if action in (ReviewAction.RELABEL, ReviewAction.ADD_EXAMPLE):
             if not intent:
                 raise ValidationError(f"'{action}' needs an intent")
             if known_intents and intent not in known_intents:
@@ -153,8 +155,8 @@ class TrainerLoop:
             raise ValidationError("no messages given")
         for message_id in message_ids:
             text = self.store.message_text(message_id)
-            label = None if action == "mark_oos" else intent
-            if action != "ignore":
+            label = None if action == ReviewAction.MARK_OOS else intent
+            if action != ReviewAction.IGNORE:
                 self.store.add_example(text, label, actor, message_id)
                 if keep_as_regression:
                     self.store.add_regression_case(text, label, actor, message_id)
@@ -204,7 +206,7 @@ class TrainerLoop:
         try:
             data = self.training_set()
         except Exception as e:  # the training file became unreadable since the job was queued
-            self.store.update_job(job_id, status="failed", step="failed", stage="failed",
+            self.store.update_job(job_id, status=JobStatus.FAILED, step="failed", stage="failed",
                                   error=f"{type(e).__name__}: {e}"[:2000])
             return
         self._retrain(job_id, job.created_by, data)
@@ -214,7 +216,7 @@ class TrainerLoop:
         evaluating, saving (and pruning). Any failure leaves the active model serving."""
         report = JobReporter(self.store, job_id)
         try:
-            self.store.update_job(job_id, status="running")
+            self.store.update_job(job_id, status=JobStatus.RUNNING)
             report("preparing", 0.0, "choosing the held-out slice")
             cases = self.store.regression_cases()
             split = split_heldout(data.pairs, data.oos_texts, self.heldout_fraction,
@@ -246,17 +248,17 @@ class TrainerLoop:
             metrics = self.evaluate(model, split, cases, vectors, active, stand_in, basis)
             report("saving", 0.95, "saving the candidate")
             self.factory.save(model)
-            self.store.register_version(model.version, self.factory.method, "candidate",
+            self.store.register_version(model.version, self.factory.method, VersionStatus.CANDIDATE,
                                         len(split.train_pairs) + len(split.train_oos), metrics, actor)
             pruned = self.prune()
             if pruned:
                 log.info("retrain job %s: pruned the model files of %d old version(s)", job_id, len(pruned))
-            self.store.update_job(job_id, status="succeeded", step="done", progress=1.0, stage="done",
+            self.store.update_job(job_id, status=JobStatus.SUCCEEDED, step="done", progress=1.0, stage="done",
                                   candidate_version=model.version)
         except Exception as e:  # a failed retrain must leave the active model serving
             log.error("retrain job %s failed: %s\n%s", job_id, type(e).__name__,
                       "".join(traceback.format_tb(e.__traceback__)))
-            self.store.update_job(job_id, status="failed", step="failed", stage="failed",
+            self.store.update_job(job_id, status=JobStatus.FAILED, step="failed", stage="failed",
                                   error=f"{type(e).__name__}: {e}"[:2000])
 
     def _encode(self, texts: Sequence[str], progress: Progress) -> dict[str, np.ndarray]:
@@ -370,7 +372,7 @@ class TrainerLoop:
         with self._versions_lock:
             versions = self.store.versions()  # newest first
             keep = {v.version for v in versions[: self.keep_versions]}
-            keep |= {v.version for v in versions if v.status in ("active", "candidate")}
+            keep |= {v.version for v in versions if v.status in (VersionStatus.ACTIVE, VersionStatus.CANDIDATE)}
             startup = next((v.version for v in versions if v.created_by == STARTUP), None)
             keep |= {self.active_model().version} | ({startup} if startup else set())
             pruned = []

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from domain.trainer import JobStatus, RetrainJob
+
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the child gets a signal when its parent dies
@@ -22,13 +24,13 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h: the child gets a signal when its parent d
 class JobStore(Protocol):
     """``storage.trainer.TrainerStore``: leasing retrain jobs."""
 
-    def claim_job(self, owner: str, now: datetime, lease: timedelta, max_attempts: int = 2) -> Any: ...
+    def claim_job(self, owner: str, now: datetime, lease: timedelta, max_attempts: int = 2) -> RetrainJob | None: ...
 
     def renew_job(self, job_id: int, owner: str, until: datetime) -> bool: ...
 
     def update_job(self, job_id: int, **changes: Any) -> None: ...
 
-    def job(self, job_id: int) -> Any: ...
+    def job(self, job_id: int) -> RetrainJob: ...
 
 
 class RetrainRunner:
@@ -108,13 +110,13 @@ class RetrainRunner:
             raise
         if code != 0:
             log.error("retrain job %s: its process exited with %s", job_id, code)
-            self.store.update_job(job_id, status="failed", step="failed", stage="failed",
+            self.store.update_job(job_id, status=JobStatus.FAILED, step="failed", stage="failed",
                                   error=f"the training process exited with code {code}")
 
     def _taken_over(self, job_id: int) -> bool:
         """True when the job is running under another process's lease (not when it simply finished)."""
         try:
-            return bool(self.store.job(job_id).status == "running")
+            return bool(self.store.job(job_id).status == JobStatus.RUNNING)
         except Exception:  # cannot tell: keep the child running; its lease will tell next time
             return False
 

@@ -5,23 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-
-class Reviewable(Protocol):
-    """What the inbox needs to know about a message (``storage.trainer.InboxCandidate``)."""
-
-    message_id: int
-    text: str
-    intent: str | None
-    top_intent: str | None
-    confidence: float
-    margin: float
-    out_of_scope: bool
-    corrected_intent: str | None
-    unhelpful: bool
+from domain.trainer import InboxCandidate
 
 
 @dataclass(frozen=True)
@@ -35,7 +22,7 @@ class Cluster:
     reasons: dict[str, int]
 
 
-def reasons_for(item: Reviewable, low_confidence: float, ambiguous_margin: float) -> list[str]:
+def reasons_for(item: InboxCandidate, low_confidence: float, ambiguous_margin: float) -> list[str]:
     """Why a message is in the inbox, most telling first."""
     reasons = []
     if item.corrected_intent:
@@ -51,7 +38,7 @@ def reasons_for(item: Reviewable, low_confidence: float, ambiguous_margin: float
     return reasons
 
 
-def cluster(items: Sequence[Reviewable], vectors: np.ndarray, threshold: float = 0.75,
+def cluster(items: Sequence[InboxCandidate], vectors: np.ndarray, threshold: float = 0.75,
             reasons: Sequence[Sequence[str]] | None = None) -> list[Cluster]:
     """Greedy leader clustering on cosine similarity of unit vectors, biggest clusters first.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +11,18 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.enums import Sender, Topic
 from domain.errors import ConflictError, NotFoundError
+from domain.trainer import (
+    InboxCandidate,
+    JobStatus,
+    ModelVersion,
+    RegressionCase,
+    RetrainJob,
+    Review,
+    ReviewAction,
+    TrainingExample,
+    UndoneReview,
+    VersionStatus,
+)
 from storage.changes import publish
 from storage.db import Database, rowcount
 from storage.tables import (
@@ -26,106 +37,7 @@ from storage.tables import (
     utcnow,
 )
 
-ACTIVE_JOB_STATES = ("queued", "running")
-JOB_STEPS = ("queued", "preparing", "encoding", "fitting", "evaluating", "saving", "done", "failed")
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """A trained model as the trainer sees it."""
-
-    version: str
-    method: str
-    status: str
-    training_size: int
-    metrics: dict[str, Any]
-    created_by: str
-    created_at: datetime
-    activated_at: datetime | None
-    activated_by: str | None
-    rejected_at: datetime | None = None
-    rejected_by: str | None = None
-    pruned_at: datetime | None = None  # the model file was deleted: it can no longer be activated
-
-
-@dataclass(frozen=True)
-class TrainingExample:
-    """An example added in the trainer loop (intent None: out of scope)."""
-
-    id: int
-    text: str
-    intent: str | None
-    created_by: str
-    created_at: datetime
-    message_id: int | None = None  # the inbox message whose review added it (the latest one, if several)
-
-
-@dataclass(frozen=True)
-class RegressionCase:
-    """A message every future model must classify as expected (None: out of scope)."""
-
-    id: int
-    text: str
-    expected_intent: str | None
-    created_by: str
-    created_at: datetime
-    message_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Review:
-    """A trainer's decision on an inbox message."""
-
-    message_id: int
-    text: str
-    action: str
-    intent: str | None
-    reviewed_by: str
-    reviewed_at: datetime
-
-
-@dataclass(frozen=True)
-class UndoneReview:
-    """What undoing a review took back: the message is in the inbox again."""
-
-    message_id: int
-    action: str
-    removed_example: bool  # the training example this review added
-    removed_regression_case: bool
-
-
-@dataclass(frozen=True)
-class RetrainJob:
-    """A background retrain; ``step`` is one of ``JOB_STEPS``, ``stage`` says what it does in words."""
-
-    id: int
-    status: str
-    progress: float
-    step: str
-    stage: str
-    error: str | None
-    candidate_version: str | None
-    created_by: str
-    created_at: datetime
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True)
-class InboxCandidate:
-    """A customer message that may have been misclassified, with why it is in the inbox."""
-
-    message_id: int
-    conversation_id: str
-    text: str
-    created_at: datetime
-    intent: str | None
-    top_intent: str | None
-    confidence: float
-    margin: float
-    out_of_scope: bool
-    model_version: str
-    corrected_intent: str | None
-    unhelpful: bool
+ACTIVE_JOB_STATES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
 class TrainerStore:
@@ -136,7 +48,7 @@ class TrainerStore:
 
     # --- model versions ----------------------------------------------------------------------
 
-    def register_version(self, version: str, method: str, status: str, training_size: int,
+    def register_version(self, version: str, method: str, status: VersionStatus, training_size: int,
                          metrics: dict[str, Any], created_by: str) -> ModelVersion:
         """Record a trained model whose file was just written.
 
@@ -171,12 +83,12 @@ class TrainerStore:
     def active_version_name(self) -> str | None:
         """The version serving now (one indexed column: the change feed asks it after every activation)."""
         with self.db.read() as s:
-            return s.scalar(select(ModelVersionRow.version).where(ModelVersionRow.status == "active"))
+            return s.scalar(select(ModelVersionRow.version).where(ModelVersionRow.status == VersionStatus.ACTIVE.value))
 
     def active_version(self) -> ModelVersion | None:
         """The version serving now."""
         with self.db.read() as s:
-            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.status == "active")).first()
+            row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.status == VersionStatus.ACTIVE.value)).first()
             return _version(row) if row else None
 
     def activate(self, version: str, actor: str) -> ModelVersion:
@@ -185,9 +97,10 @@ class TrainerStore:
             row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.version == version)).first()
             if row is None:
                 raise NotFoundError(f"model version {version} does not exist")
-            s.execute(update(ModelVersionRow).where(ModelVersionRow.status == "active",
-                                                    ModelVersionRow.id != row.id).values(status="retired"))
-            row.status, row.activated_at, row.activated_by = "active", utcnow(), actor
+            s.execute(update(ModelVersionRow)
+                      .where(ModelVersionRow.status == VersionStatus.ACTIVE.value, ModelVersionRow.id != row.id)
+                      .values(status=VersionStatus.RETIRED.value))
+            row.status, row.activated_at, row.activated_by = VersionStatus.ACTIVE.value, utcnow(), actor
             publish(s, Topic.MODEL, version)  # every process serves it within a second
             return _version(row)
 
@@ -197,9 +110,9 @@ class TrainerStore:
             row = s.scalars(select(ModelVersionRow).where(ModelVersionRow.version == version)).first()
             if row is None:
                 raise NotFoundError(f"model version {version} does not exist")
-            if row.status != "candidate":
+            if row.status != VersionStatus.CANDIDATE.value:
                 raise ConflictError(f"version {version} is {row.status}, not a candidate waiting for a decision")
-            row.status, row.rejected_at, row.rejected_by = "rejected", utcnow(), actor
+            row.status, row.rejected_at, row.rejected_by = VersionStatus.REJECTED.value, utcnow(), actor
             return _version(row)
 
     def mark_pruned(self, versions: Sequence[str]) -> int:
@@ -266,7 +179,7 @@ class TrainerStore:
             if not rowcount(s.execute(delete(RegressionCaseRow).where(RegressionCaseRow.id == case_id))):
                 raise NotFoundError(f"regression case {case_id} does not exist")
 
-    def review(self, message_id: int, action: str, intent: str | None, actor: str) -> None:
+    def review(self, message_id: int, action: ReviewAction, intent: str | None, actor: str) -> None:
         """Record the trainer's decision on an inbox message (the latest decision counts)."""
         with self.db.session() as s:
             if s.get(MessageRow, message_id) is None:
@@ -282,7 +195,8 @@ class TrainerStore:
         with self.db.read() as s:
             rows = s.execute(select(ReviewRow, MessageRow.text).join(MessageRow, MessageRow.id == ReviewRow.message_id)
                              .order_by(ReviewRow.reviewed_at.desc(), ReviewRow.id.desc()).limit(limit)).all()
-            return [Review(r.message_id, text, r.action, r.intent, r.reviewed_by, r.reviewed_at) for r, text in rows]
+            return [Review(r.message_id, text, ReviewAction(r.action), r.intent, r.reviewed_by, r.reviewed_at)
+                    for r, text in rows]
 
     def undo_review(self, message_id: int) -> UndoneReview:
         """Take a decision back: the message returns to the inbox, and the training example and regression case
@@ -296,7 +210,7 @@ class TrainerStore:
             example = rowcount(s.execute(delete(TrainingExampleRow)
                                          .where(TrainingExampleRow.message_id == message_id)))
             case = rowcount(s.execute(delete(RegressionCaseRow).where(RegressionCaseRow.message_id == message_id)))
-            return UndoneReview(message_id, action, bool(example), bool(case))
+            return UndoneReview(message_id, ReviewAction(action), bool(example), bool(case))
 
     def message_text(self, message_id: int) -> str:
         """The text of a customer message; raises NotFoundError."""
@@ -338,7 +252,7 @@ class TrainerStore:
         """Queue a retrain; refuses while another one is queued or running."""
         try:
             with self.db.session() as s:
-                row = RetrainJobRow(status="queued", active=True, created_by=actor, stage="queued")
+                row = RetrainJobRow(status=JobStatus.QUEUED.value, active=True, created_by=actor, stage="queued")
                 s.add(row)
                 s.flush()
                 publish(s, Topic.JOBS, str(row.id))  # wakes the processes that run retrains
@@ -356,9 +270,9 @@ class TrainerStore:
                 return
             for key, value in changes.items():
                 setattr(row, key, value)
-            if changes.get("status") == "running" and row.started_at is None:
+            if changes.get("status") == JobStatus.RUNNING and row.started_at is None:
                 row.started_at = utcnow()
-            if changes.get("status") in ("succeeded", "failed"):
+            if changes.get("status") in (JobStatus.SUCCEEDED, JobStatus.FAILED):
                 row.finished_at, row.active, row.lease_owner, row.lease_until = utcnow(), None, None, None
 
     def job(self, job_id: int) -> RetrainJob:
@@ -381,7 +295,7 @@ class TrainerStore:
         A job already started ``max_attempts`` times is failed instead (it keeps killing whoever runs it).
         Of several processes asking at once, at most one gets a given job.
         """
-        lapsed = or_(RetrainJobRow.status == "queued", RetrainJobRow.lease_until.is_(None),
+        lapsed = or_(RetrainJobRow.status == JobStatus.QUEUED.value, RetrainJobRow.lease_until.is_(None),
                      RetrainJobRow.lease_until < now)
         with self.db.session() as s:
             row = s.scalars(select(RetrainJobRow)
@@ -390,13 +304,14 @@ class TrainerStore:
             if row is None:
                 return None
             if row.attempts >= max_attempts:
-                row.status, row.step, row.stage, row.active, row.finished_at = "failed", "failed", "failed", None, now
+                row.status, row.step, row.stage = JobStatus.FAILED.value, "failed", "failed"
+                row.active, row.finished_at = None, now
                 row.error = f"interrupted: the process running it stopped ({row.attempts} attempts)"
                 row.lease_owner = row.lease_until = None
                 return None
-            if row.status == "running":
+            if row.status == JobStatus.RUNNING.value:
                 row.step, row.stage, row.progress = "queued", "started again: the process running it stopped", 0.0
-            row.status, row.lease_owner, row.lease_until = "running", owner, now + lease
+            row.status, row.lease_owner, row.lease_until = JobStatus.RUNNING.value, owner, now + lease
             row.attempts += 1
             if row.started_at is None:
                 row.started_at = now
@@ -408,12 +323,12 @@ class TrainerStore:
         with self.db.session() as s:
             return rowcount(s.execute(
                 update(RetrainJobRow).where(RetrainJobRow.id == job_id, RetrainJobRow.lease_owner == owner,
-                                            RetrainJobRow.status == "running")
+                                            RetrainJobRow.status == JobStatus.RUNNING.value)
                 .values(lease_until=until))) == 1
 
 
 def _version(row: ModelVersionRow) -> ModelVersion:
-    return ModelVersion(row.version, row.method, row.status, row.training_size, dict(row.metrics or {}),
+    return ModelVersion(row.version, row.method, VersionStatus(row.status), row.training_size, dict(row.metrics or {}),
                         row.created_by, row.created_at, row.activated_at, row.activated_by, row.rejected_at,
                         row.rejected_by, row.pruned_at)
 
@@ -427,5 +342,5 @@ def _case(row: RegressionCaseRow) -> RegressionCase:
 
 
 def _job(row: RetrainJobRow) -> RetrainJob:
-    return RetrainJob(row.id, row.status, row.progress, row.step, row.stage, row.error, row.candidate_version,
-                      row.created_by, row.created_at, row.finished_at)
+    return RetrainJob(row.id, JobStatus(row.status), row.progress, row.step, row.stage, row.error,
+                      row.candidate_version, row.created_by, row.created_at, row.finished_at)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from domain.trainer import VersionStatus
 from knowledge_index.encoder import HashEncoder
 from nlu.fitting import FitConfig
 from nlu.heldout import heldout_position, heldout_scores
@@ -76,7 +77,7 @@ def test_fair_comparison_and_job_steps(database: Database, tmp_path: Path) -> No
     # What wiring does at startup: train on all of nlu.yml, register the model and serve it.
     startup = load_or_train(nlu, encoder, models, config)
     store = RecordingStore(database)
-    store.register_version(startup.version, config.method, "candidate", 0, {}, STARTUP)
+    store.register_version(startup.version, config.method, VersionStatus.CANDIDATE, 0, {}, STARTUP)
     store.activate(startup.version, STARTUP)
     serving: list[Any] = [startup]
     loop = TrainerLoop(store, IntentModelFactory(encoder.name, models, config), encoder, nlu,

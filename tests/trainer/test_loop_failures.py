@@ -11,6 +11,7 @@ import pytest
 
 from domain.errors import ConflictError
 from domain.models import IntentPrediction
+from domain.trainer import VersionStatus
 from knowledge_index.encoder import HashEncoder
 from nlu.retrain import TrainerLoop
 from nlu.trainer_ports import Progress
@@ -95,8 +96,8 @@ def test_one_retrain_at_a_time_and_interrupted_jobs_are_restarted_then_failed(db
 
 def test_versions_activate_and_roll_back(db: Database) -> None:
     store = TrainerStore(db)
-    store.register_version("v1", "linear", "candidate", 10, {}, "startup")
-    store.register_version("v2", "linear", "candidate", 12, {"candidate": {"accuracy": 0.9}}, "tess")
+    store.register_version("v1", "linear", VersionStatus.CANDIDATE, 10, {}, "startup")
+    store.register_version("v2", "linear", VersionStatus.CANDIDATE, 12, {"candidate": {"accuracy": 0.9}}, "tess")
     store.activate("v1", "startup")
     assert store.active_version().version == "v1"  # type: ignore[union-attr]
     store.activate("v2", "tess")

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
+from domain.trainer import InboxCandidate
 from knowledge_index.encoder import HashEncoder
 from nlu.review import cluster, reasons_for
 
 pytestmark = pytest.mark.unit
 
 
-@dataclass
-class Item:
-    message_id: int
-    text: str
-    intent: str | None = "refund_request"
-    top_intent: str | None = "refund_request"
-    confidence: float = 0.9
-    margin: float = 0.8
-    out_of_scope: bool = False
-    corrected_intent: str | None = None
-    unhelpful: bool = False
+def Item(message_id: int, text: str, *, intent: str | None = "refund_request",
+         top_intent: str | None = "refund_request", confidence: float = 0.9, margin: float = 0.8,
+         out_of_scope: bool = False, corrected_intent: str | None = None, unhelpful: bool = False) -> InboxCandidate:
+    """An inbox candidate with the fields the inbox looks at (the others do not matter here)."""
+    return InboxCandidate(message_id, "c1", text, datetime.now(UTC), intent, top_intent, confidence, margin,
+                          out_of_scope, "v1", corrected_intent, unhelpful)
 
 
 @pytest.mark.parametrize(
@@ -37,7 +33,7 @@ class Item:
          ["corrected by an agent", "answer marked unhelpful"]),
     ],
 )
-def test_reasons(item: Item, reasons: list[str]) -> None:
+def test_reasons(item: InboxCandidate, reasons: list[str]) -> None:
     assert reasons_for(item, low_confidence=0.5, ambiguous_margin=0.15) == reasons
 
 

@@ -18,6 +18,7 @@ from domain.models import (
     TurnRecord,
     UrgencyAssessment,
 )
+from domain.trainer import ReviewAction, VersionStatus
 from storage.conversations import ConversationRepository
 from storage.db import Database
 from storage.trainer import TrainerStore
@@ -43,9 +44,9 @@ def inbox_ids(store: TrainerStore) -> set[int]:
 
 def test_reject_a_candidate_and_prune_files(db: Database) -> None:
     store = TrainerStore(db)
-    store.register_version("v1", "linear", "candidate", 10, {}, "startup")
+    store.register_version("v1", "linear", VersionStatus.CANDIDATE, 10, {}, "startup")
     store.activate("v1", "startup")
-    store.register_version("v2", "linear", "candidate", 12, {"candidate": {"accuracy": 0.9}}, "tess")
+    store.register_version("v2", "linear", VersionStatus.CANDIDATE, 12, {"candidate": {"accuracy": 0.9}}, "tess")
     rejected = store.reject("v2", "tess")
     assert rejected.status == "rejected" and rejected.rejected_by == "tess" and rejected.rejected_at is not None
     assert store.version("v2").rejected_by == "tess"
@@ -59,7 +60,8 @@ def test_reject_a_candidate_and_prune_files(db: Database) -> None:
     assert store.mark_pruned(["v2"]) == 1 and store.mark_pruned(["v2"]) == 0  # once
     assert store.version("v2").pruned_at is not None and store.version("v1").pruned_at is None
     # Trained again (the same data): the file is back, the decision stays on record.
-    again = store.register_version("v2", "linear", "candidate", 12, {"candidate": {"accuracy": 0.8}}, "tess")
+    again = store.register_version("v2", "linear", VersionStatus.CANDIDATE, 12, {"candidate": {"accuracy": 0.8}},
+                                   "tess")
     assert again.status == "rejected" and again.pruned_at is None and again.rejected_by == "tess"
     assert again.metrics == {"candidate": {"accuracy": 0.8}}
     # A rejected candidate can still be activated later (the trainer changed their mind).
@@ -85,8 +87,8 @@ def test_undo_a_review_takes_back_what_it_added(db: Database) -> None:
     assert {relabelled, ignored} <= inbox_ids(store)
     store.add_example("my zorblax broke", "refund", "tess", relabelled)
     store.add_regression_case("my zorblax broke", "refund", "tess", relabelled)
-    store.review(relabelled, "relabel", "refund", "tess")
-    store.review(ignored, "ignore", None, "tom")
+    store.review(relabelled, ReviewAction.RELABEL, "refund", "tess")
+    store.review(ignored, ReviewAction.IGNORE, None, "tom")
     assert not {relabelled, ignored} & inbox_ids(store)
     reviews = store.reviews()
     assert [(r.message_id, r.text, r.action, r.intent, r.reviewed_by) for r in reviews] == [
@@ -107,9 +109,9 @@ def test_a_later_decision_on_the_same_text_owns_the_example(db: Database) -> Non
     first, second = unsure_message(db, "zorp"), unsure_message(db, "zorp")
     store.add_example("zorp", "refund", "tess", first)
     store.add_regression_case("zorp", "refund", "tess", first)
-    store.review(first, "relabel", "refund", "tess")
+    store.review(first, ReviewAction.RELABEL, "refund", "tess")
     store.add_example("zorp", None, "tom", second)
-    store.review(second, "mark_oos", None, "tom")
+    store.review(second, ReviewAction.MARK_OOS, None, "tom")
     # Undoing the first decision leaves the example the second one made, and takes the first one's case.
     undone = store.undo_review(first)
     assert (undone.removed_example, undone.removed_regression_case) == (False, True)

@@ -10,6 +10,7 @@ import pytest
 
 from domain.errors import ConflictError
 from domain.models import IntentPrediction
+from domain.trainer import VersionStatus
 from knowledge_index.encoder import HashEncoder
 from nlu.retrain import STARTUP, RegressionCasesFailed, TrainerLoop
 from nlu.trainer_ports import Progress, TrainedModel
@@ -73,7 +74,7 @@ def make_loop(db: Database, keep_versions: int = 10) -> tuple[TrainerLoop, Train
     store, factory = TrainerStore(db), MemoryFactory()
     startup = LookupModel("v-startup", {"hello": "greet", "bye": "goodbye"})
     factory.save(startup)
-    store.register_version(startup.version, factory.method, "candidate", 0, {}, STARTUP)
+    store.register_version(startup.version, factory.method, VersionStatus.CANDIDATE, 0, {}, STARTUP)
     store.activate(startup.version, STARTUP)
     serving = Serving(startup)
     loop = TrainerLoop(store, factory, HashEncoder(32), DEMO_DIR / "nlu" / "nlu.yml",
@@ -86,7 +87,8 @@ def test_activation_runs_todays_regression_cases_through_the_version(db: Databas
     learnt = LookupModel("v-learnt", {"hello": "greet", "my zorblax broke": "refund_request"})
     factory.save(learnt)
     # Recorded when nothing was required yet: no failures on record.
-    store.register_version("v-learnt", "lookup", "candidate", 3, {"candidate": {"regression_failures": []}}, "tess")
+    store.register_version("v-learnt", "lookup", VersionStatus.CANDIDATE, 3,
+                           {"candidate": {"regression_failures": []}}, "tess")
     store.add_regression_case("my zorblax broke", "refund_request", "tess")
     store.add_regression_case("what a glorp", None, "tess")  # out of scope
 
@@ -125,7 +127,7 @@ def test_pruning_keeps_the_active_the_newest_candidates_and_startup(db: Database
     for i in range(6):
         model = LookupModel(f"v{i}", {"hello": "greet"})
         factory.save(model)
-        store.register_version(model.version, "lookup", "candidate", 1, {}, "tess")
+        store.register_version(model.version, "lookup", VersionStatus.CANDIDATE, 1, {}, "tess")
         if i == 1:
             loop.activate("v1", "tess")
         elif i < 4:
@@ -150,6 +152,6 @@ def test_pruning_keeps_the_active_the_newest_candidates_and_startup(db: Database
 
 def test_a_missing_file_is_not_a_pruned_one(db: Database) -> None:
     loop, store, _factory, _serving = make_loop(db)
-    store.register_version("v-gone", "lookup", "candidate", 1, {}, "tess")
+    store.register_version("v-gone", "lookup", VersionStatus.CANDIDATE, 1, {}, "tess")
     with pytest.raises(ConflictError, match="the files of version v-gone are missing"):
         loop.activate("v-gone", "tess")
