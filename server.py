@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -23,8 +23,8 @@ from api.pages import WEB_DIR
 from cluster.jobs import Job, JobOutcome, JobRunner
 from connectors import webchat
 from connectors.channels import PlatformChannels
-from connectors.delivery import DeliveryWorker
-from domain.enums import Topic
+from connectors.delivery import ChannelSender, DeliveryWorker
+from domain.enums import Channel, Topic
 from handoff.notify import ChangeNotifier
 from knowledge_index.encoder import Encoder
 from nlu.retrain_runner import RetrainRunner
@@ -66,9 +66,10 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
             raise
         app.state.services = services
         services.start()
-        channels.attach(services)  # registers their senders in services.senders before delivery starts
+        channels.attach(services)
         with retrain_runner(services) as retrain:
-            runner = JobRunner(background_jobs(services, retrain), services.leases, services.owner)
+            runner = JobRunner(background_jobs(services, channels.senders(), retrain), services.leases,
+                               services.owner)
             runner.start()
             app.state.ready = True
             try:
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
 
     app = FastAPI(title="Frontdesk support bot", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.ready = False
+    app.state.channels = channels
     install_error_handlers(app)
     for module in (webchat, staff, handoffs, customers, canned, stream, trainer, articles, kpis, operations, pages):
         app.include_router(module.router)
@@ -111,12 +113,12 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     return app
 
 
-def background_jobs(services: Services, retrain: RetrainRunner) -> list[Job]:
-    """The service's background work, as named jobs (see ``cluster.jobs``)."""
+def background_jobs(services: Services, senders: Mapping[Channel, ChannelSender], retrain: RetrainRunner) -> list[Job]:
+    """The service's background work, as named jobs (see ``cluster.jobs``); ``senders`` deliver on each platform."""
     settings = services.settings
     notifier = services.notifier
     d = settings.delivery
-    worker = DeliveryWorker(services.conversations, services.senders, notifier, services.owner,
+    worker = DeliveryWorker(services.conversations, senders, notifier, services.owner,
                             retry_base_seconds=d.retry_base_seconds, retry_max_seconds=d.retry_max_seconds,
                             batch_size=d.batch_size, lease_seconds=d.lease_seconds)
 

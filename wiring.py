@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import cast
@@ -17,8 +17,7 @@ from bot.recovery import RecoveryReport, recover_unprocessed
 from bot.replies import ReplyComposer
 from cluster.feed import ChangeFeed
 from cluster.jobs import process_owner
-from connectors.delivery import ChannelSender
-from domain.enums import Channel, Role, Topic, Urgency
+from domain.enums import Role, Topic, Urgency
 from domain.errors import ConfigurationError, SourceFileError, ValidationError
 from domain.trainer import VersionStatus
 from handoff.desk import AgentDesk
@@ -95,8 +94,6 @@ class Services:
     kpis: KpiRepository
     article_usage: ArticleUsageRepository  # how the bot used each article, for editors
     customers: CustomerDirectory  # profiles across channels, for staff
-    # Platform senders for outbound delivery (Slack, Telegram), registered by the connectors that are enabled.
-    senders: dict[Channel, ChannelSender] = field(default_factory=dict)
 
     def recover(self) -> RecoveryReport:
         """Run the turns of messages whose process died before answering them (one batch)."""

@@ -13,6 +13,7 @@ from fastapi import APIRouter
 
 from api.auth import new_customer_token
 from bot.inbound import clean_text
+from connectors.delivery import ChannelSender
 from domain.enums import Channel
 from domain.errors import ValidationError
 from domain.models import Conversation, CustomerIdentity, InboundMessage, StoredMessage, TurnResult
@@ -169,15 +170,21 @@ class PlatformChannels:
             raise
 
     def attach(self, services: Services) -> None:
-        """Start taking messages, and register the senders in ``services.senders`` (before the delivery worker)."""
+        """Start taking messages: platform messages go to the services' pipeline."""
         inbox = PlatformInbox(services.conversations, services.pipeline, services.notifier,
                               self.settings.chat.max_message_chars)
+        for connector in (self.slack, self.telegram):
+            if connector is not None:
+                connector.attach(inbox)
+
+    def senders(self) -> dict[Channel, ChannelSender]:
+        """Who delivers outbound messages on each enabled platform (for the delivery worker)."""
+        found: dict[Channel, ChannelSender] = {}
         if self.slack is not None:
-            services.senders[Channel.SLACK] = self.slack.sender
-            self.slack.attach(inbox)
+            found[Channel.SLACK] = self.slack.sender
         if self.telegram is not None:
-            services.senders[Channel.TELEGRAM] = self.telegram.sender
-            self.telegram.attach(inbox)
+            found[Channel.TELEGRAM] = self.telegram.sender
+        return found
 
     async def stop(self) -> None:
         """Let running turns finish and release the SDKs' connections."""

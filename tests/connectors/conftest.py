@@ -115,7 +115,8 @@ def services_of(client: TestClient) -> Services:
 def run_delivery(client: TestClient, now: datetime) -> tuple[int, int]:
     """One delivery pass at an explicit (future) time, on the app's event loop; returns (delivered, failed)."""
     services = services_of(client)
-    worker = DeliveryWorker(services.conversations, services.senders, services.notifier, services.owner,
+    senders = cast(FastAPI, client.app).state.channels.senders()
+    worker = DeliveryWorker(services.conversations, senders, services.notifier, services.owner,
                             retry_base_seconds=RETRY_BASE_SECONDS, retry_max_seconds=3600)
     portal = client.portal
     assert portal is not None
