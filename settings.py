@@ -37,7 +37,9 @@ class EncoderSettings(BaseModel):
     device: str = "cpu"
     # int8: a dynamically quantized copy of the ONNX export (about a third of the CPU per message, vectors
     # within cosine ~0.99 of fp32; see docs/performance.md for its retrieval and intent scores).
-    quantize: Literal["none", "int8"] = "none"
+    # int8-static: a statically quantized copy, calibrated once on the demo articles and training examples
+    # (knowledge_index/onnx_encoder.py quantize_onnx_static): a text's vector does not depend on its batch.
+    quantize: Literal["none", "int8", "int8-static"] = "none"
     # One intra-op thread: two threads cost ~15 % more CPU per message for no latency gain here, and several
     # server processes share the cores anyway (bench/encoder_cpu.py, docs/performance.md).
     threads: int = Field(default=1, ge=1)

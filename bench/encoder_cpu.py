@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import multiprocessing as mp
 import random
@@ -36,6 +37,25 @@ VARIANTS: dict[str, str] = {
     "int8": "the product's quantize_onnx: dynamic, per-channel, all weight MatMuls and the embeddings",
     "int8-ffn": "dynamic per-channel int8 of the 12 feed-forward MatMuls only (attention and embeddings fp32)",
     "int8-fused": "the same quantization as int8, applied to fp32-fused",
+    "int8-static": "the product's quantize_onnx_static (encoder.quantize=int8-static): SmoothQuant alpha 0.7, "
+                   "MinMax ranges, weight MatMuls, fp32 outputs",
+    "int8-static-entropy": "as int8-static, ranges by entropy (KL) calibration",
+    "int8-static-percentile": "as int8-static, ranges at the 99.999th percentile",
+    "int8-static-nosmooth": "static, MinMax ranges, no smoothing (plain quantize_static)",
+    "int8-static-nosmooth-entropy": "static, entropy ranges, no smoothing",
+    "int8-static-nosmooth-percentile": "static, 99.999th-percentile ranges, no smoothing",
+    "int8-static-int8-out": "as int8-static, but the MatMul outputs are int8 too (QLinearMatMul)",
+}
+# quantize_onnx_static recipes (StaticRecipe fields) of the static variants; all calibrate on the demo articles'
+# chunks and titles and the demo training examples (demo_calibration_texts), never on demo/eval.
+STATIC_RECIPES: dict[str, dict[str, Any]] = {
+    "int8-static": {},
+    "int8-static-entropy": {"method": "entropy"},
+    "int8-static-percentile": {"method": "percentile"},
+    "int8-static-nosmooth": {"smooth_alpha": None},
+    "int8-static-nosmooth-entropy": {"smooth_alpha": None, "method": "entropy"},
+    "int8-static-nosmooth-percentile": {"smooth_alpha": None, "method": "percentile"},
+    "int8-static-int8-out": {"quantize_outputs": True},
 }
 FP32_VARIANTS = ("fp32", "fp32-fused", "fp32-eager-fused")
 
@@ -110,10 +130,20 @@ def _export_eager(model_dir: Path, out: Path) -> None:
 def prepare_variants(names: Sequence[str], cache: Path, model_dir: Path) -> dict[str, dict[str, Any]]:
     """Build (or reuse from ``cache``) the graph of every requested variant; returns path, size and build facts."""
     from knowledge_index.onnx_encoder import export_onnx, quantize_onnx
+    from knowledge_index.static_quantization import StaticRecipe, demo_calibration_texts, quantize_onnx_static
 
     cache.mkdir(parents=True, exist_ok=True)
     path = {name: cache / f"{name}.onnx" for name in VARIANTS}
+    calibration: list[str] = []
+
+    def static(name: str) -> dict[str, Any]:
+        if not calibration:
+            calibration.extend(demo_calibration_texts())
+        quantize_onnx_static(path["fp32"], path[name], calibration, model_dir, StaticRecipe(**STATIC_RECIPES[name]))
+        return {}
+
     steps: dict[str, Callable[[], Any]] = {
+        **{name: functools.partial(static, name) for name in STATIC_RECIPES},
         "fp32": lambda: export_onnx(model_dir, path["fp32"]),
         "fp32-fused": lambda: _optimize(path["fp32"], path["fp32-fused"]),
         "fp32-eager-fused": lambda: (_export_eager(model_dir, cache / "fp32-eager.onnx"),
@@ -122,7 +152,8 @@ def prepare_variants(names: Sequence[str], cache: Path, model_dir: Path) -> dict
         "int8-ffn": lambda: _quantize(path["fp32"], path["int8-ffn"], _ffn_matmuls(path["fp32"])),
         "int8-fused": lambda: _quantize(path["fp32-fused"], path["int8-fused"]),
     }
-    needs = {"fp32-fused": ["fp32"], "int8": ["fp32"], "int8-ffn": ["fp32"], "int8-fused": ["fp32-fused", "fp32"]}
+    needs = {"fp32-fused": ["fp32"], "int8": ["fp32"], "int8-ffn": ["fp32"], "int8-fused": ["fp32-fused", "fp32"],
+             **{name: ["fp32"] for name in STATIC_RECIPES}}
     out: dict[str, dict[str, Any]] = {}
     for name in [*dict.fromkeys(d for n in names for d in [*reversed(needs.get(n, [])), n])]:
         info: dict[str, Any] = {"description": VARIANTS[name]}

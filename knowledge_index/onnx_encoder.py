@@ -4,6 +4,8 @@ The ONNX graph is exported once, offline, from the local model folder (``export_
 run time only ``tokenizers`` and ``onnxruntime`` are used (mean pooling and L2 normalization in numpy).
 ``quantize_onnx`` derives an int8 graph from that export (dynamic quantization, per-channel weights):
 about a third of the CPU per message, vectors within cosine ~0.99 of fp32 (docs/performance.md).
+``quantize_onnx_static`` derives one with activation scales fixed offline on calibration texts (static
+quantization): a text's vector no longer depends on the other texts of its batch.
 """
 
 from __future__ import annotations
@@ -43,9 +45,7 @@ class OnnxEncoder:
         except ImportError as e:  # pragma: no cover - both are dependencies
             raise EncoderError(f"the ONNX backend needs onnxruntime and tokenizers: {e}") from e
         self.name = name
-        max_length = _max_seq_length(model_dir)
-        tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        tokenizer.enable_truncation(max_length=max_length)
+        tokenizer = load_tokenizer(model_dir, Tokenizer)
         tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
         self._tokenizer = tokenizer
         options = ort.SessionOptions()
@@ -113,6 +113,14 @@ class _RootBelowWarning(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING
+
+
+class QuantizerNoise(_RootBelowWarning):
+    """Also drops the static quantizer's advice to pre-process the graph (its symbolic shape inference fails on
+    this export, and the quantizer needs no shapes it does not already have)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return super().filter(record) and not (record.name == "root" and "pre-process" in record.getMessage())
 
 
 def quantize_onnx(fp32_path: Path, out_path: Path) -> Path:
@@ -207,6 +215,13 @@ def export_onnx_in_child(model_dir: Path, out_path: Path, timeout: float = 900.0
         raise EncoderError(f"exporting {model_dir} to ONNX failed: {tail}")
     log.info("exported the encoder to %s", out_path)
     return out_path
+
+
+def load_tokenizer(model_dir: Path, tokenizer_class: Any) -> Any:
+    """The model's tokenizer, truncating at its maximum sequence length (no padding)."""
+    tokenizer = tokenizer_class.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=_max_seq_length(model_dir))
+    return tokenizer
 
 
 def _max_seq_length(model_dir: Path) -> int:
