@@ -13,6 +13,7 @@ from api.deps import ServicesDep, require_roles
 from domain.enums import Role
 from domain.errors import ConfigurationError, NotFoundError
 from domain.models import StaffUser
+from domain.trainer import RetrainJob
 from nlu.retrain import TrainerLoop
 from storage.trainer import TrainerStore
 from wiring import Services
@@ -290,7 +291,7 @@ def export(services: ServicesDep, _: TrainerDep) -> Response:
                     headers={"Content-Disposition": 'attachment; filename="nlu.yml"'})
 
 
-def _job(j: Any) -> JobOut:
+def _job(j: RetrainJob | None) -> JobOut:
     if j is None:
         raise NotFoundError("no such job")
     return JobOut(**j.__dict__)

